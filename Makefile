@@ -1,0 +1,42 @@
+# One command to run, one to test; each does its own set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+export TODO_DATA_DIR ?= $(CURDIR)/.data
+
+.PHONY: run test lint typecheck unit venv clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+## run: the embedded default on http://127.0.0.1:$(PORT) (SQLite, in-process events); Ctrl-C stops it
+run: venv
+	$(BIN)/todo migrate
+	@echo "A token for user 'dev' (valid 12 h):"
+	@echo "  export TOKEN=$$($(BIN)/todo token --sub dev --ttl 12h)"
+	@echo "Then: curl -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:$(PORT)/tasks"
+	exec $(BIN)/todo serve --port $(PORT)
+
+## test: ruff, mypy and every test tier (starts a throw-away PostgreSQL)
+test: venv
+	scripts/test.sh
+
+lint: venv
+	$(BIN)/ruff check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest tests/unit -q
+
+clean:
+	scripts/stack/postgres.sh clean || true
+	rm -rf $(VENV) .data .stack .mypy_cache .ruff_cache .pytest_cache

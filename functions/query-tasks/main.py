@@ -1,0 +1,46 @@
+"""query-tasks: every read (list and search, one task, tags) and the OpenAPI document."""
+
+from __future__ import annotations
+
+from functions_framework import aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from todo.edge import openapi
+from todo.edge.http import Call, HttpFunction, Reply
+from todo.edge.schemas import ListQueryIn
+from todo.edge.tasks_api import task_reply
+from todo.service import tasks
+
+fn = HttpFunction("query-tasks")
+
+
+@fn.handler("listTasks")
+def list_tasks(call: Call) -> Reply:
+    query = call.query_model(ListQueryIn).to_query(call.user.user_id, call.runtime.now())
+    items, next_cursor = tasks.list_tasks(call.runtime.uow(), query)
+    return Reply({"items": [t.to_json() for t in items], "next_cursor": next_cursor})
+
+
+@fn.handler("getTask")
+def get_task(call: Call) -> Reply:
+    task = tasks.get_task(call.runtime.uow(), call.context(), call.task_id())
+    if task.etag in call.headers.get("if-none-match", ""):
+        return Reply(status=304, headers={"ETag": task.etag})
+    return task_reply(task)
+
+
+@fn.handler("listTags")
+def list_tags(call: Call) -> Reply:
+    tags = tasks.list_tags(call.runtime.uow(), call.context())
+    return Reply([{"name": name, "count": count} for name, count in tags])
+
+
+@fn.handler("openapi")
+def openapi_document(call: Call) -> Reply:
+    return Reply(openapi.document())
+
+
+@aio.http
+async def query_tasks(request: Request) -> Response:
+    return await fn(request)

@@ -1,0 +1,47 @@
+"""update-task: every write on an existing task (PATCH, DELETE, complete, reopen)."""
+
+from __future__ import annotations
+
+from functions_framework import aio
+from starlette.requests import Request
+from starlette.responses import Response
+
+from todo.edge.http import Call, HttpFunction, Reply
+from todo.edge.tasks_api import patch_change, task_reply
+from todo.service import tasks
+
+fn = HttpFunction("update-task")
+
+
+@fn.handler("updateTask")
+def update(call: Call) -> Reply:
+    ctx = call.context()
+    change = patch_change(call.json(), ctx.now)
+    return task_reply(tasks.change_task(call.runtime.writing_uow(), ctx, call.task_id(), change, call.if_match()))
+
+
+@fn.handler("completeTask")
+def complete(call: Call) -> Reply:
+    ctx = call.context()
+    task = tasks.change_task(call.runtime.writing_uow(), ctx, call.task_id(), lambda t: t.complete(ctx.now),
+                             call.if_match())
+    return task_reply(task)
+
+
+@fn.handler("reopenTask")
+def reopen(call: Call) -> Reply:
+    ctx = call.context()
+    task = tasks.change_task(call.runtime.writing_uow(), ctx, call.task_id(), lambda t: t.reopen(ctx.now),
+                             call.if_match())
+    return task_reply(task)
+
+
+@fn.handler("deleteTask")
+def delete(call: Call) -> Reply:
+    tasks.delete_task(call.runtime.writing_uow(), call.context(), call.task_id(), call.if_match())
+    return Reply(status=204)
+
+
+@aio.http
+async def update_task(request: Request) -> Response:
+    return await fn(request)

@@ -1,0 +1,106 @@
+"""The relational schema, as SQLAlchemy Core tables (the migrations create it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on PostgreSQL (timestamptz) and SQLite (text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime reached the database layer")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json: Any = JSON().with_variant(JSONB(), "postgresql")
+Id: Any = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+metadata = MetaData()
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", String(255), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("status", String(16), nullable=False),
+    Column("priority", SmallInteger, nullable=False),
+    Column("tags", Json, nullable=False),
+    Column("due_at", UTCDateTime, nullable=True),
+    Column("timezone", String(64), nullable=False),
+    Column("recurrence", Json, nullable=True),
+    Column("reminders", Json, nullable=False),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    # The default list order (due_at nulls last, then priority high first) walks this index.
+    Index("ix_tasks_user_status_due", "user_id", "status", "due_at", text("priority DESC"), text("id DESC")),
+    Index("ix_tasks_user_status_priority", "user_id", "status", "priority", "id"),
+    Index("ix_tasks_user_status_created", "user_id", "status", "created_at", "id"),
+    Index("ix_tasks_user_status_updated", "user_id", "status", "updated_at", "id"),
+    Index("ix_tasks_user_status_title", "user_id", "status", "title", "id"),
+)
+
+task_tags = Table(
+    "task_tags",
+    metadata,
+    Column("task_id", Id, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(50), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Index("ix_task_tags_user_tag", "user_id", "tag", "task_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("topic", String(255), nullable=False),
+    Column("partition_key", String(255), nullable=False),
+    Column("payload", Text, nullable=False),  # the structured CloudEvent, byte for byte as published
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("published_at", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    Index(
+        "ix_outbox_pending",
+        "id",
+        postgresql_where=text("published_at IS NULL"),
+        sqlite_where=text("published_at IS NULL"),
+    ),
+)

@@ -1,0 +1,81 @@
+"""The ``todo`` command: serve the embedded default, migrate, mint development tokens."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+
+from .settings import ConfigError, get_settings
+
+
+def _ttl(text: str) -> int:
+    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError("use a number of seconds or e.g. 30m, 1h, 7d")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="todo", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve every function behind one port (embedded default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT or 8080")
+
+    commands.add_parser("migrate", help="bring the database schema up to date")
+
+    token = commands.add_parser("token", help="mint a local HS256 token")
+    token.add_argument("--sub", required=True, help="the user id")
+    token.add_argument("--roles", default="user", help="comma list of user, admin, auditor")
+    token.add_argument("--ttl", type=_ttl, default=3600, help="lifetime, e.g. 30m, 1h, 7d (default 1h)")
+
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        print(f"todo: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if args.command == "token":
+        from .edge.auth import mint
+
+        roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+        try:
+            print(mint(settings, args.sub, roles, args.ttl))
+        except ValueError as exc:
+            print(f"todo: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "migrate":
+        from .adapters.db import make_engine
+        from .adapters.migrate import upgrade
+
+        engine = make_engine(settings)
+        upgrade(engine)
+        engine.dispose()
+        return 0
+    if args.command == "serve":
+        import os
+
+        import uvicorn
+
+        from .gateway import build_app
+        from .logs import configure_logging
+        from .runtime import Runtime
+
+        configure_logging(settings.log_level)
+        port = args.port or int(os.environ.get("PORT", "8080"))
+        app = build_app(Runtime(settings))
+        uvicorn.run(app, host=args.host, port=port, log_config=None, access_log=False)
+        return 0
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

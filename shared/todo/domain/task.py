@@ -1,0 +1,163 @@
+"""Tasks and what can happen to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import IntEnum, StrEnum
+from typing import Any, Literal
+
+from .durations import format_duration
+from .errors import FieldError, InvalidTask
+from .recurrence import Recurrence
+
+MAX_TAGS = 20
+MAX_REMINDERS = 10
+
+
+class Priority(IntEnum):
+    """Stored as its number so that the database sorts high > medium > low."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, label: str) -> Priority:
+        return cls[label.upper()]
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+
+
+EventType = Literal["created", "updated", "completed", "deleted"]
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """Either ``before`` the due date or ``at`` an absolute instant."""
+
+    before: timedelta | None = None
+    at: datetime | None = None
+
+    def to_json(self) -> dict[str, str]:
+        if self.before is not None:
+            return {"before": format_duration(self.before)}
+        at = iso(self.at)
+        assert at is not None
+        return {"at": at}
+
+
+@dataclass(frozen=True)
+class TaskFields:
+    """What a person writes; everything else about a task is derived."""
+
+    title: str
+    description: str = ""
+    priority: Priority = Priority.MEDIUM
+    tags: tuple[str, ...] = ()
+    due_at: datetime | None = None
+    timezone: str = "UTC"
+    recurrence: Recurrence | None = None
+    reminders: tuple[Reminder, ...] = ()
+
+    def check(self) -> TaskFields:
+        """Rules that span fields; single-field rules are enforced where the input is parsed."""
+        errors: list[FieldError] = []
+        if self.recurrence is not None and self.due_at is None:
+            errors.append(FieldError("recurrence", "a recurring task needs a due_at to anchor the series"))
+        if self.due_at is None and any(r.before is not None for r in self.reminders):
+            errors.append(FieldError("reminders", "a reminder 'before' the due date needs a due_at"))
+        if errors:
+            raise InvalidTask(errors)
+        return self
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    user_id: str
+    fields: TaskFields
+    status: Status
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.version}"'
+
+    def revise(self, fields: TaskFields, now: datetime) -> Task:
+        return replace(self, fields=fields.check(), updated_at=now, version=self.version + 1)
+
+    def complete(self, now: datetime) -> Task:
+        if self.status is Status.COMPLETED:
+            return self
+        return replace(
+            self, status=Status.COMPLETED, completed_at=now, updated_at=now, version=self.version + 1
+        )
+
+    def reopen(self, now: datetime) -> Task:
+        if self.status is Status.OPEN:
+            return self
+        return replace(self, status=Status.OPEN, completed_at=None, updated_at=now, version=self.version + 1)
+
+    def to_json(self) -> dict[str, Any]:
+        f = self.fields
+        return {
+            "id": self.id,
+            "title": f.title,
+            "description": f.description,
+            "status": self.status.value,
+            "priority": f.priority.label,
+            "tags": list(f.tags),
+            "due_at": iso(f.due_at),
+            "timezone": f.timezone,
+            "recurrence": f.recurrence.to_json() if f.recurrence else None,
+            "reminders": [r.to_json() for r in f.reminders],
+            "completed_at": iso(self.completed_at),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """A change of a task, as published on ``task-events``."""
+
+    event_type: EventType
+    task: Task
+    timestamp: datetime
+
+    def data(self) -> dict[str, Any]:
+        return {
+            "event_type": self.event_type,
+            "task_id": self.task.id,
+            "task_data": self.task.to_json(),
+            "user_id": self.task.user_id,
+            "timestamp": iso(self.timestamp),
+        }
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a ``Z``, microseconds only when present."""
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def normalize_tags(tags: list[str]) -> tuple[str, ...]:
+    """Tags compare case-insensitively: keep the first spelling of each, lower-cased, in order."""
+    seen: dict[str, None] = {}
+    for tag in tags:
+        seen.setdefault(tag.strip().lower(), None)
+    return tuple(seen)

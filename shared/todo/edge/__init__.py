@@ -1,0 +1,1 @@
+"""The edge: HTTP handling, JWT verification, problem responses, the OpenAPI document."""

@@ -1,0 +1,191 @@
+"""The HTTP edge shared by every HTTP function.
+
+A function declares one handler per row of the route table it owns. This module matches the path,
+authenticates, reads the body within its size limit, runs the handler in a worker thread (the
+database driver blocks) and maps every outcome to a response: the handler's reply, or a problem.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from ..domain.errors import InvalidTask, TaskNotFound, VersionMismatch
+from ..routes import HEALTH_PATH, NoRoute, Route, match, routes_of
+from ..runtime import Runtime, get_runtime
+from ..service.queries import InvalidCursor
+from ..service.tasks import Context
+from .auth import Principal, Unauthorized
+from .problems import HttpProblem, field_errors, invalid
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+
+
+@dataclass
+class Reply:
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self) -> Response:
+        if self.body is None:
+            return Response(status_code=self.status, headers=self.headers)
+        content = json.dumps(self.body, separators=(",", ":"), ensure_ascii=False)
+        return Response(content, status_code=self.status, headers=self.headers, media_type="application/json")
+
+
+@dataclass
+class Call:
+    """One request, as a handler sees it."""
+
+    runtime: Runtime
+    function: str
+    route: Route
+    params: dict[str, str]
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    principal: Principal | None
+
+    @property
+    def user(self) -> Principal:
+        assert self.principal is not None, "route declared auth=False"
+        return self.principal
+
+    def context(self) -> Context:
+        return Context(self.user.user_id, self.function, self.runtime.now())
+
+    def task_id(self) -> int:
+        raw = self.params.get("id", "")
+        # Not a number cannot name a task: the same 404 as someone else's task, nothing to learn.
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+            raise TaskNotFound(raw)
+        return int(raw)
+
+    def json(self) -> Any:
+        content_type = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in JSON_TYPES:
+            raise HttpProblem(415, "Unsupported media type", f"send {' or '.join(JSON_TYPES)}",
+                              headers={"Accept-Patch": "application/merge-patch+json"})
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HttpProblem(400, "Malformed JSON", str(exc)) from exc
+
+    def model(self, cls: type[M], data: Any = None) -> M:
+        try:
+            return cls.model_validate(self.json() if data is None else data)
+        except ValidationError as exc:
+            raise invalid(field_errors(exc)) from exc
+
+    def query_model(self, cls: type[M]) -> M:
+        try:
+            return cls.model_validate(dict(self.query))
+        except ValidationError as exc:
+            raise invalid(field_errors(exc), "The query parameters are not valid") from exc
+
+    def if_match(self) -> Collection[int] | None:
+        """Versions named by ``If-Match`` (``None``: no precondition)."""
+        header = self.headers.get("if-match")
+        if header is None or header.strip() == "*":
+            return None
+        versions = set()
+        for tag in header.split(","):
+            tag = tag.strip().removeprefix("W/").strip('"')
+            if tag.isdigit():
+                versions.add(int(tag))
+        return versions
+
+
+Handler = Callable[[Call], Reply]
+
+
+class HttpFunction:
+    """The HTTP entry of one function: ``await fn(request)`` from a functions-framework target."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.routes = routes_of(name)
+        self.handlers: dict[str, Handler] = {}
+
+    def handler(self, operation: str) -> Callable[[Handler], Handler]:
+        if operation not in {r.operation for r in self.routes}:
+            raise ValueError(f"{self.name} serves no route {operation!r} in the route table")
+
+        def register(fn: Handler) -> Handler:
+            self.handlers[operation] = fn
+            return fn
+
+        return register
+
+    async def __call__(self, request: Request) -> Response:
+        path = request.url.path
+        if path == HEALTH_PATH:
+            return Reply({"status": "ok", "function": self.name}).response()
+        try:
+            route, params = match(request.method, path, self.routes)
+        except NoRoute as exc:
+            if exc.allowed:
+                return HttpProblem(405, "Method not allowed", headers={"Allow": ", ".join(exc.allowed)}).response()
+            return HttpProblem(404, "Not found", f"no resource at {path}").response()
+        runtime = get_runtime()
+        try:
+            body = await _read_body(request, runtime.settings.max_body_bytes)
+        except HttpProblem as problem:
+            return problem.response()
+        call = Call(runtime, self.name, route, params, request.query_params, request.headers, body, None)
+        response = await run_in_threadpool(self._handle, call)
+        if request.method == "HEAD":
+            response.body = b""
+        return response
+
+    def _handle(self, call: Call) -> Response:
+        try:
+            if call.route.auth:
+                call.principal = call.runtime.verifier.verify_header(call.headers.get("authorization"))
+            return self.handlers[call.route.operation](call).response()
+        except HttpProblem as problem:
+            return problem.response()
+        except Unauthorized as exc:
+            challenge = "Bearer" + (f' error="{exc.error}"' if exc.error else "")
+            return HttpProblem(401, "Unauthorized", exc.detail, headers={"WWW-Authenticate": challenge}).response()
+        except TaskNotFound:
+            return HttpProblem(404, "Not found", "no such task").response()
+        except VersionMismatch as exc:
+            headers = {"ETag": f'"{exc.current}"'} if exc.current > 0 else {}
+            return HttpProblem(412, "Precondition failed", "the task has changed since you read it; "
+                               "read it again and retry", headers=headers).response()
+        except InvalidTask as exc:
+            return invalid(exc.errors).response()
+        except InvalidCursor as exc:
+            return HttpProblem(400, "Bad cursor", str(exc)).response()
+        except Exception:
+            log.exception("unhandled error", extra={"function": self.name, "operation": call.route.operation})
+            return HttpProblem(500, "Internal error", "the error was logged").response()
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpProblem(413, "Request body too large", f"the limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HttpProblem(413, "Request body too large", f"the limit is {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        raise HttpProblem(400, "Client disconnected") from exc
+    return b"".join(chunks)

@@ -1,0 +1,1 @@
+"""Alembic migrations; ``todo migrate`` (or :func:`todo.adapters.migrate.upgrade`) runs them."""

@@ -1,0 +1,77 @@
+"""The route table: which function serves which method and path.
+
+The local gateway dispatches with it, each function checks that it serves exactly its rows, and the
+cluster ingress is generated from it. It imports nothing heavy, so the gateway can read it cheaply.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # OpenAPI template: "/tasks/{id}"
+    function: str
+    operation: str  # OpenAPI operationId, and the handler's name in the function
+    summary: str
+    auth: bool = True
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.path)
+        return re.compile(f"^{regex}$")
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/tasks", "create-task", "createTask", "Create a task"),
+    Route("GET", "/tasks", "query-tasks", "listTasks", "List, filter, sort and search the caller's tasks"),
+    Route("GET", "/tasks/{id}", "query-tasks", "getTask", "Read one task"),
+    Route("GET", "/tags", "query-tasks", "listTags", "The caller's tags with their task counts"),
+    Route("GET", "/openapi.json", "query-tasks", "openapi", "This document", auth=False),
+    Route("PATCH", "/tasks/{id}", "update-task", "updateTask", "Change a task (JSON merge patch)"),
+    Route("DELETE", "/tasks/{id}", "update-task", "deleteTask", "Delete a task"),
+    Route("POST", "/tasks/{id}/complete", "update-task", "completeTask", "Mark a task completed"),
+    Route("POST", "/tasks/{id}/reopen", "update-task", "reopenTask", "Mark a completed task open again"),
+)
+
+HEALTH_PATH = "/healthz"
+HTTP_FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))
+
+
+class NoRoute(LookupError):
+    def __init__(self, allowed: tuple[str, ...] = ()) -> None:
+        super().__init__(allowed)
+        self.allowed = allowed  # non-empty: the path exists, the method does not (405)
+
+
+def match(method: str, path: str, routes: tuple[Route, ...] = ROUTES) -> tuple[Route, dict[str, str]]:
+    allowed: list[str] = []
+    for route in routes:
+        found = route.pattern.match(path)
+        if found is None:
+            continue
+        if route.method == method or (method == "HEAD" and route.method == "GET"):
+            return route, found.groupdict()
+        allowed.append(route.method)
+    raise NoRoute(tuple(allowed))
+
+
+def routes_of(function: str) -> tuple[Route, ...]:
+    return tuple(r for r in ROUTES if r.function == function)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """An event function consuming a topic: daprd (or the in-process bus) POSTs to ``path``."""
+
+    topic: str
+    function: str
+    path: str = "/events"
+
+
+# The event functions arrive with the event-features work; each adds its rows here.
+SUBSCRIPTIONS: tuple[Subscription, ...] = ()

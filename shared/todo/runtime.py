@@ -1,0 +1,87 @@
+"""The composition root: one per process, shared by every function the process serves."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from functools import cached_property
+
+from sqlalchemy.engine import Engine
+
+from .adapters.db import make_engine
+from .adapters.outbox import OutboxRelay, Publisher
+from .adapters.publishers import InProcessBus, make_publisher
+from .adapters.unit_of_work import SqlUnitOfWork
+from .edge.auth import TokenVerifier
+from .settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bus = InProcessBus()
+        self._relay_started = False
+        self._lock = threading.Lock()
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings)
+
+    @cached_property
+    def verifier(self) -> TokenVerifier:
+        return TokenVerifier(self.settings)
+
+    @cached_property
+    def publisher(self) -> Publisher:
+        return make_publisher(self.settings, self.bus)
+
+    @cached_property
+    def relay(self) -> OutboxRelay:
+        return OutboxRelay(self.engine, self.publisher)
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine)
+
+    def writing_uow(self) -> SqlUnitOfWork:
+        """A unit of work whose commit wakes the outbox relay (started on first use)."""
+        self.start_relay()
+        return SqlUnitOfWork(self.engine, after_commit=self.relay.kick)
+
+    def start_relay(self) -> None:
+        with self._lock:
+            if not self._relay_started:
+                self.relay.start(self.settings.outbox_sweep_seconds)
+                self._relay_started = True
+
+    def close(self) -> None:
+        if self._relay_started:
+            self.relay.stop()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(get_settings())
+        return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> Runtime | None:
+    """Install a runtime (tests, the gateway); returns the previous one."""
+    global _runtime
+    with _runtime_lock:
+        previous, _runtime = _runtime, runtime
+        return previous

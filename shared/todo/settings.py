@@ -1,0 +1,130 @@
+"""Settings: typed defaults, each overridable by one environment variable, read once.
+
+Nothing else in the code base reads ``os.environ``; tests build their own ``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["ConfigError", "Settings", "get_settings"]
+
+
+class ConfigError(RuntimeError):
+    """The environment describes an impossible configuration."""
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".data")
+    database_url: str | None = None  # None: the embedded SQLite file under data_dir
+    jwt_secret: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = "todo-dev"
+    jwt_audience: str = "todo"
+    jwt_leeway_seconds: int = 30
+    events: str = "inprocess"  # "inprocess" (embedded) or "dapr" (real stack, cluster)
+    pubsub_name: str = "pubsub"
+    outbox_sweep_seconds: float = 5.0
+    max_body_bytes: int = 1024 * 1024
+    function_name: str = "gateway"
+    log_level: str = "INFO"
+    dapr_http_port: int = 3500
+    dapr_grpc_port: int = 50001
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        secret = env.get("TODO_JWT_SECRET") or None
+        jwks = env.get("TODO_JWT_JWKS_URL") or None
+        if secret and jwks:
+            raise ConfigError(
+                "set either TODO_JWT_SECRET (HS256) or TODO_JWT_JWKS_URL (RS256/ES256), not both: "
+                "mixing symmetric and asymmetric keys lets a public key be used as an HMAC secret"
+            )
+        events = env.get("TODO_EVENTS", "inprocess")
+        if events not in ("inprocess", "dapr"):
+            raise ConfigError(f"TODO_EVENTS must be 'inprocess' or 'dapr', got {events!r}")
+        return cls(
+            data_dir=Path(env.get("TODO_DATA_DIR", ".data")),
+            database_url=env.get("TODO_DATABASE_URL") or None,
+            jwt_secret=secret,
+            jwt_jwks_url=jwks,
+            jwt_issuer=env.get("TODO_JWT_ISSUER", "todo-dev"),
+            jwt_audience=env.get("TODO_JWT_AUDIENCE", "todo"),
+            jwt_leeway_seconds=_int(env, "TODO_JWT_LEEWAY_SECONDS", 30),
+            events=events,
+            pubsub_name=env.get("TODO_PUBSUB_NAME", "pubsub"),
+            outbox_sweep_seconds=_float(env, "TODO_OUTBOX_SWEEP_SECONDS", 5.0),
+            max_body_bytes=_int(env, "TODO_MAX_BODY_BYTES", 1024 * 1024),
+            function_name=env.get("K_SERVICE") or env.get("TODO_FUNCTION") or "gateway",
+            log_level=env.get("TODO_LOG_LEVEL", "INFO").upper(),
+            dapr_http_port=_int(env, "DAPR_HTTP_PORT", 3500),
+            dapr_grpc_port=_int(env, "DAPR_GRPC_PORT", 50001),
+        )
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'todo.sqlite3').resolve()}"
+
+    def hs256_secret(self) -> str | None:
+        """The HMAC key, or None when tokens are verified against a JWKS.
+
+        The embedded default keeps a random secret in the data directory so that a token minted by
+        ``todo token`` keeps working across restarts; anywhere else the secret must be configured.
+        """
+        if self.jwt_jwks_url:
+            return None
+        if self.jwt_secret:
+            return self.jwt_secret
+        if not self.embedded:
+            raise ConfigError("TODO_JWT_SECRET or TODO_JWT_JWKS_URL must be set with TODO_DATABASE_URL")
+        path = self.data_dir / "jwt-secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process won the race; use its secret
+                pass
+            else:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,90 @@
+"""Fixtures shared by every tier.
+
+Integration tests run on both databases: SQLite always, PostgreSQL when ``TODO_TEST_DATABASE_URL``
+names a server (``make test`` starts one). With ``TODO_REQUIRE_POSTGRES=1`` (set by ``make test``) a
+missing server fails the run instead of skipping half of it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+
+from todo.adapters.db import make_engine
+from todo.adapters.migrate import upgrade
+from todo.edge.auth import mint
+from todo.runtime import Runtime
+from todo.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get("TODO_TEST_DATABASE_URL")
+SECRET = "test-secret-" + "x" * 32
+
+
+def base_settings(tmp_path: Path, **changes: object) -> Settings:
+    return Settings(data_dir=tmp_path, jwt_secret=SECRET, outbox_sweep_seconds=3600.0).with_(**changes)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    if not PG_URL:
+        if os.environ.get("TODO_REQUIRE_POSTGRES") == "1":
+            pytest.fail("TODO_TEST_DATABASE_URL is not set but TODO_REQUIRE_POSTGRES=1")
+        pytest.skip("no PostgreSQL: set TODO_TEST_DATABASE_URL (make test does)")
+    name = f"todo_test_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    if request.param == "sqlite":
+        yield base_settings(tmp_path)
+        return
+    url = request.getfixturevalue("pg_database")
+    settings = base_settings(tmp_path, database_url=url)
+    yield settings
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE tasks, task_tags, outbox RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings)
+    if settings.embedded:
+        upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def runtime(settings: Settings, engine: Engine) -> Iterator[Runtime]:
+    runtime = Runtime(settings)
+    runtime.__dict__["engine"] = engine  # share the migrated engine
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def token(settings: Settings):  # type: ignore[no-untyped-def]
+    def make(sub: str = "alice", roles: list[str] | None = None, ttl: int = 3600) -> str:
+        return mint(settings, sub, roles, ttl)
+
+    return make

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from todo.settings import ConfigError, Settings
+
+
+def test_hs256_secret_and_jwks_url_together_are_refused() -> None:
+    with pytest.raises(ConfigError, match="not both"):
+        Settings.from_env({"TODO_JWT_SECRET": "s", "TODO_JWT_JWKS_URL": "https://idp.example/jwks"})
+
+
+def test_a_database_url_without_key_material_is_refused() -> None:
+    settings = Settings.from_env({"TODO_DATABASE_URL": "postgresql+pg8000://x@localhost/x"})
+    with pytest.raises(ConfigError, match="TODO_JWT_SECRET"):
+        settings.hs256_secret()
+
+
+def test_embedded_default_keeps_one_generated_secret_across_restarts(tmp_path: Path) -> None:
+    first = Settings.from_env({"TODO_DATA_DIR": str(tmp_path)}).hs256_secret()
+    second = Settings.from_env({"TODO_DATA_DIR": str(tmp_path)}).hs256_secret()
+    assert first == second and first is not None and len(first) >= 32
+    assert (tmp_path / "jwt-secret").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(("name", "value"), [("TODO_EVENTS", "kafka"), ("TODO_MAX_BODY_BYTES", "lots")])
+def test_bad_values_are_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
