@@ -372,3 +372,41 @@ def test_server_keeps_serving_after_bad_input(alice: Api) -> None:
     for body, _ in BAD_BODIES:
         alice.post("/tasks", json=body)
     assert create(alice)["id"] == 1
+
+
+# -- authentication -------------------------------------------------------------------------------
+
+
+def test_requests_without_a_valid_token_are_401_and_write_nothing(client: Any, token: Any, engine: Engine) -> None:
+    import jwt
+
+    from tests.conftest import SECRET
+
+    expired = token("alice", ttl=-120)
+    forged = jwt.encode({"sub": "alice", "iss": "todo-dev", "aud": "todo", "iat": 0, "exp": 2**31},
+                        "not-the-secret-" + "x" * 40, algorithm="HS256")
+    wrong_audience = jwt.encode({"sub": "alice", "iss": "todo-dev", "aud": "other", "iat": 0, "exp": 2**31},
+                                SECRET, algorithm="HS256")
+    for headers in ({}, {"Authorization": f"Bearer {expired}"}, {"Authorization": f"Bearer {forged}"},
+                    {"Authorization": f"Bearer {wrong_audience}"}, {"Authorization": "Basic YTpi"}):
+        response = client.post("/tasks", json={"title": "t"}, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.headers["content-type"] == "application/problem+json"
+        assert client.get("/tasks", headers=headers).status_code == 401
+    assert counts(engine) == (0, 0)
+
+
+def test_health_and_openapi_need_no_token(client: Any) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    assert client.get("/openapi.json").status_code == 200
+
+
+@pytest.mark.parametrize("function", ["create-task", "update-task", "query-tasks"])
+def test_every_function_answers_healthz_on_its_own(runtime: Any, function: str) -> None:
+    from starlette.testclient import TestClient
+
+    from todo.gateway import load_function
+
+    with TestClient(load_function(function)) as client:
+        assert client.get("/healthz").json() == {"status": "ok", "function": function}
