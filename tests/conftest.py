@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from todo.adapters.db import make_engine
 from todo.adapters.migrate import upgrade
+from todo.adapters.tables import AUDIT_TABLES, metadata
 from todo.edge.auth import mint
 from todo.runtime import Runtime
 from todo.settings import Settings
@@ -61,7 +62,12 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
     yield settings
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE tasks, task_tags, outbox RESTART IDENTITY CASCADE"))
+        # The audit tables refuse TRUNCATE (their triggers); a test reset, and only that, turns them off.
+        for name in AUDIT_TABLES:
+            conn.execute(text(f"ALTER TABLE {name} DISABLE TRIGGER USER"))
+        conn.execute(text(f"TRUNCATE {', '.join(metadata.tables)} RESTART IDENTITY CASCADE"))
+        for name in AUDIT_TABLES:
+            conn.execute(text(f"ALTER TABLE {name} ENABLE TRIGGER USER"))
     engine.dispose()
 
 

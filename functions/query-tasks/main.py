@@ -1,4 +1,4 @@
-"""query-tasks: every read (list and search, one task, tags) and the OpenAPI document."""
+"""query-tasks: every read (list and search, one task, tags, the audit trail) and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from todo.adapters.audit_store import SqlAuditUnitOfWork
+from todo.domain.audit import AuditEntry
 from todo.edge import openapi
 from todo.edge.http import Call, HttpFunction, Reply
-from todo.edge.schemas import ListQueryIn
+from todo.edge.schemas import AuditQueryIn, HistoryQueryIn, ListQueryIn
 from todo.edge.tasks_api import task_reply
-from todo.service import tasks
+from todo.service import audit, tasks
 
 fn = HttpFunction("query-tasks")
 
@@ -34,6 +36,31 @@ def get_task(call: Call) -> Reply:
 def list_tags(call: Call) -> Reply:
     tags = tasks.list_tags(call.runtime.uow(), call.context())
     return Reply([{"name": name, "count": count} for name, count in tags])
+
+
+@fn.handler("getTaskHistory")
+def task_history(call: Call) -> Reply:
+    page = call.query_model(HistoryQueryIn)
+    entries = audit.task_history(SqlAuditUnitOfWork(call.runtime.engine), call.user.user_id, call.task_id(),
+                                 page.limit, page.cursor)
+    return audit_page(*entries)
+
+
+@fn.handler("listAudit")
+def list_audit(call: Call) -> Reply:
+    call.require_role(*audit.READER_ROLES)
+    query = call.query_model(AuditQueryIn).to_query()
+    return audit_page(*audit.find_entries(SqlAuditUnitOfWork(call.runtime.engine), query))
+
+
+@fn.handler("verifyAudit")
+def verify_audit(call: Call) -> Reply:
+    call.require_role(*audit.READER_ROLES)
+    return Reply(audit.verify(SqlAuditUnitOfWork(call.runtime.engine)).to_json())
+
+
+def audit_page(items: list[AuditEntry], next_cursor: str | None) -> Reply:
+    return Reply({"items": [e.to_json() for e in items], "next_cursor": next_cursor})
 
 
 @fn.handler("openapi")

@@ -27,6 +27,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands.add_parser("migrate", help="bring the database schema up to date")
 
+    proxy = commands.add_parser("proxy", help="the real stack's gateway: the route table over one process per function")
+    proxy.add_argument("--host", default="127.0.0.1")
+    proxy.add_argument("--port", type=int, default=8080)
+    proxy.add_argument("--upstream", action="append", default=[], metavar="FUNCTION=URL")
+
+    stack = commands.add_parser("stack", help="run the real stack: PostgreSQL, Kafka, a daprd per function")
+    stack.add_argument("--port", type=int, default=None, help="gateway port (default: $PORT or 8080)")
+
+    audit = commands.add_parser("audit", help="the audit trail")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    audit_commands.add_parser("verify", help="recompute the hash chain; print the result, exit 1 if broken")
+
     token = commands.add_parser("token", help="mint a local HS256 token")
     token.add_argument("--sub", required=True, help="the user id")
     token.add_argument("--roles", default="user", help="comma list of user, admin, auditor")
@@ -74,7 +86,74 @@ def _run(args: argparse.Namespace) -> int:
         app = build_app(Runtime(settings))
         uvicorn.run(app, host=args.host, port=port, log_config=None, access_log=False)
         return 0
+    if args.command == "proxy":
+        import uvicorn
+
+        from .gateway import build_proxy_app
+        from .logs import configure_logging
+
+        configure_logging(settings.log_level)
+        upstreams = dict(item.split("=", 1) for item in args.upstream)
+        uvicorn.run(build_proxy_app(upstreams), host=args.host, port=args.port, log_config=None, access_log=False)
+        return 0
+    if args.command == "stack":
+        return _stack(args)
+    if args.command == "audit":
+        return _audit(args)
     raise AssertionError(args.command)
+
+
+def _stack(args: argparse.Namespace) -> int:
+    import os
+    import secrets
+    import signal
+    from pathlib import Path
+
+    from .devstack import Stack
+
+    stack_dir = Path(".stack").resolve()
+    secret_file = stack_dir / "jwt-secret"
+    if not secret_file.exists():
+        stack_dir.mkdir(parents=True, exist_ok=True)
+        secret_file.write_text(secrets.token_urlsafe(48))
+        secret_file.chmod(0o600)
+    stack = Stack(stack_dir, secret_file.read_text().strip(),
+                  gateway_port=args.port or int(os.environ.get("PORT", "8080")))
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        stack.up()
+        print(f"real stack up on http://127.0.0.1:{stack.gateway_port}; logs: {stack.log_path}", flush=True)
+        print(f"token: TODO_JWT_SECRET=$(cat {secret_file}) TODO_DATABASE_URL={stack.database_url} "
+              "todo token --sub dev", flush=True)
+        while not stopping:
+            signal.pause()
+    finally:
+        stack.down()
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from .adapters.audit_store import SqlAuditUnitOfWork
+    from .adapters.db import make_engine
+    from .service import audit
+
+    assert args.audit_command == "verify"
+    engine = make_engine(get_settings())
+    try:
+        result = audit.verify(SqlAuditUnitOfWork(engine))
+    finally:
+        engine.dispose()
+    print(json.dumps(result.to_json()))
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/tasks", "query-tasks", "listTasks", "List, filter, sort and search the caller's tasks"),
     Route("GET", "/tasks/{id}", "query-tasks", "getTask", "Read one task"),
     Route("GET", "/tags", "query-tasks", "listTags", "The caller's tags with their task counts"),
+    Route("GET", "/tasks/{id}/history", "query-tasks", "getTaskHistory",
+          "The audit trail of one of the caller's tasks, also once deleted"),
+    Route("GET", "/audit", "query-tasks", "listAudit", "Search the audit trail (auditor, admin)"),
+    Route("GET", "/audit/verify", "query-tasks", "verifyAudit", "Recompute the audit hash chain (auditor, admin)"),
     Route("GET", "/openapi.json", "query-tasks", "openapi", "This document", auth=False),
     Route("PATCH", "/tasks/{id}", "update-task", "updateTask", "Change a task (JSON merge patch)"),
     Route("DELETE", "/tasks/{id}", "update-task", "deleteTask", "Delete a task"),
@@ -39,6 +43,7 @@ ROUTES: tuple[Route, ...] = (
 )
 
 HEALTH_PATH = "/healthz"
+OUTBOX_SWEEP_PATH = "/outbox-sweep"  # the name of the cron binding component that ticks it
 HTTP_FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))
 
 
@@ -74,4 +79,7 @@ class Subscription:
 
 
 # The event functions arrive with the event-features work; each adds its rows here.
-SUBSCRIPTIONS: tuple[Subscription, ...] = ()
+SUBSCRIPTIONS: tuple[Subscription, ...] = (
+    Subscription("task-events", "audit-sink"),
+    Subscription("reminders", "audit-sink"),
+)

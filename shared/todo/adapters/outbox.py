@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -67,40 +68,54 @@ class OutboxRelay:
         self._thread: threading.Thread | None = None
 
     def drain(self) -> int:
-        """Publish every pending row; returns how many were published. Stops at the first failure."""
+        """Publish every pending row; returns how many were published. Stops at the first failure.
+
+        No database transaction stays open while publishing: an in-process subscriber writes to the
+        same database (SQLite allows one writer), and a slow broker must not hold row locks.
+        """
         published = 0
-        with self._local:
+        with self._local, self._exclusive():
             while True:
-                done, failed = self._drain_batch()
-                published += done
-                if failed or done < self.batch:
+                rows = self._pending_batch()
+                for row in rows:
+                    try:
+                        self.publisher.publish(row.topic, row.partition_key, json.loads(row.payload))
+                    except Exception as exc:  # the broker is down or refused: keep the row, try next sweep
+                        log.warning("outbox publish failed", extra={"outbox_id": row.id, "error": repr(exc)})
+                        self._mark(row.id, attempts=outbox.c.attempts + 1, last_error=repr(exc)[:2000])
+                        return published
+                    self._mark(row.id, published_at=self.clock())
+                    published += 1
+                if len(rows) < self.batch:
                     return published
 
-    def _drain_batch(self) -> tuple[int, bool]:
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One drainer across processes (PostgreSQL session advisory lock): commit order on the wire."""
+        if self.engine.dialect.name != "postgresql":
+            yield  # SQLite: one process, and self._local already serialises its threads
+            return
+        with self.engine.connect() as conn:
+            conn.execute(select(func.pg_advisory_lock(_RELAY_LOCK)))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(select(func.pg_advisory_unlock(_RELAY_LOCK)))
+                conn.commit()
+
+    def _pending_batch(self) -> list[Any]:
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(select(func.pg_advisory_xact_lock(_RELAY_LOCK)))
-            rows = conn.execute(
+            return list(conn.execute(
                 select(outbox.c.id, outbox.c.topic, outbox.c.partition_key, outbox.c.payload)
                 .where(outbox.c.published_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(self.batch)
-            ).all()
-            done = 0
-            for row in rows:
-                try:
-                    self.publisher.publish(row.topic, row.partition_key, json.loads(row.payload))
-                except Exception as exc:  # the broker is down or refused: keep the row, try next sweep
-                    log.warning("outbox publish failed", extra={"outbox_id": row.id, "error": repr(exc)})
-                    conn.execute(
-                        update(outbox)
-                        .where(outbox.c.id == row.id)
-                        .values(attempts=outbox.c.attempts + 1, last_error=repr(exc)[:2000])
-                    )
-                    return done, True
-                conn.execute(update(outbox).where(outbox.c.id == row.id).values(published_at=self.clock()))
-                done += 1
-            return done, False
+            ))
+
+    def _mark(self, row_id: int, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.id == row_id).values(**values))
 
     def pending(self) -> int:
         with self.engine.connect() as conn:

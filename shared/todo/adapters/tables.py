@@ -104,3 +104,51 @@ outbox = Table(
         sqlite_where=text("published_at IS NULL"),
     ),
 )
+
+# Idempotent consumers: one row per (consumer, CloudEvent source, id), written in the transaction
+# of the effect, so a redelivered event finds its row and changes nothing.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("source", String(500), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
+    Column("processed_at", UTCDateTime, nullable=False),
+)
+
+# The audit trail (audit-sink). Append-only: triggers refuse UPDATE, DELETE and TRUNCATE (migration
+# 0003). ``seq`` is assigned by the appender, gap-free, under the lock of the one-row chain head.
+# ``changes`` and ``state`` are plain JSON, not JSONB: they read back exactly as they were hashed.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", String(255), nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("task_id", BigInteger, nullable=False),
+    Column("changes", JSON(none_as_null=True), nullable=True),
+    Column("state", JSON(none_as_null=True), nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_task", "task_id", "seq"),
+    Index("ix_audit_log_actor", "actor", "seq"),
+    Index("ix_audit_log_occurred", "occurred_at"),
+)
+
+# One row (id 1): the chain's length and last hash. Cutting entries off the end leaves it pointing
+# past them; locking it serialises appenders so that the chain never forks.
+audit_chain_head = Table(
+    "audit_chain_head",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("length", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Both refuse DELETE and TRUNCATE (the log also UPDATE) through their own triggers.
+AUDIT_TABLES = ("audit_log", "audit_chain_head")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
+from typing import Self
 
 from sqlalchemy.engine import Connection, Engine, Transaction
 
@@ -11,24 +12,29 @@ from .outbox import OutboxStore
 from .repository import SqlTaskRepository
 
 
-class SqlUnitOfWork:
-    """Nothing is kept unless :meth:`commit` is called; leaving the block rolls back the rest."""
+class SqlTransaction:
+    """One database transaction; nothing is kept unless :meth:`commit` is called.
 
-    tasks: SqlTaskRepository
-    outbox: OutboxStore
+    Subclasses bind their repositories to the connection in :meth:`_bind`.
+    """
 
-    def __init__(self, engine: Engine, after_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, engine: Engine, after_commit: Callable[[], None] | None = None,
+                 isolation_level: str | None = None) -> None:
         self.engine = engine
         self.after_commit = after_commit
+        self.isolation_level = isolation_level
         self._conn: Connection | None = None
         self._tx: Transaction | None = None
-        self._wrote_events = False
 
-    def __enter__(self) -> SqlUnitOfWork:
+    def _bind(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self._conn = self.engine.connect()
+        if self.isolation_level is not None and self._conn.dialect.name == "postgresql":
+            self._conn.execution_options(isolation_level=self.isolation_level)
         self._tx = self._conn.begin()
-        self.tasks = SqlTaskRepository(self._conn)
-        self.outbox = OutboxStore(self._conn)
+        self._bind(self._conn)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -45,3 +51,14 @@ class SqlUnitOfWork:
         self._tx.commit()
         if self.after_commit is not None:
             self.after_commit()
+
+
+class SqlUnitOfWork(SqlTransaction):
+    """Tasks and their outbox rows, committed together."""
+
+    tasks: SqlTaskRepository
+    outbox: OutboxStore
+
+    def _bind(self, conn: Connection) -> None:
+        self.tasks = SqlTaskRepository(conn)
+        self.outbox = OutboxStore(conn)

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ..domain.errors import InvalidTask, TaskNotFound, VersionMismatch
-from ..routes import HEALTH_PATH, NoRoute, Route, match, routes_of
+from ..routes import HEALTH_PATH, OUTBOX_SWEEP_PATH, NoRoute, Route, match, routes_of
 from ..runtime import Runtime, get_runtime
 from ..service.queries import InvalidCursor
 from ..service.tasks import Context
@@ -64,6 +64,11 @@ class Call:
 
     def context(self) -> Context:
         return Context(self.user.user_id, self.function, self.runtime.now())
+
+    def require_role(self, *roles: str) -> None:
+        """403 unless the caller holds one of ``roles``."""
+        if not any(self.user.has(role) for role in roles):
+            raise HttpProblem(403, "Forbidden", f"this needs the role {' or '.join(roles)}")
 
     def task_id(self) -> int:
         raw = self.params.get("id", "")
@@ -132,6 +137,11 @@ class HttpFunction:
         path = request.url.path
         if path == HEALTH_PATH:
             return Reply({"status": "ok", "function": self.name}).response()
+        if path == OUTBOX_SWEEP_PATH and request.method in ("POST", "OPTIONS"):
+            # daprd's cron binding: OPTIONS once at start-up, then a POST with an empty body per tick.
+            if request.method == "POST":
+                await run_in_threadpool(get_runtime().relay.drain)
+            return Response(status_code=200)
         try:
             route, params = match(request.method, path, self.routes)
         except NoRoute as exc:

@@ -9,16 +9,32 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ..routes import ROUTES, Route
+from ..service.audit import READER_ROLES
 from .problems import PROBLEM_TYPE
-from .schemas import Health, ListQueryIn, Problem, TagCount, TaskOut, TaskPage, TaskPatch, TaskWrite
+from .schemas import (
+    AuditPage,
+    AuditQueryIn,
+    AuditVerification,
+    Health,
+    HistoryQueryIn,
+    ListQueryIn,
+    Problem,
+    TagCount,
+    TaskOut,
+    TaskPage,
+    TaskPatch,
+    TaskWrite,
+)
 
 
 class _Operation:
     def __init__(self, request: type[BaseModel] | None = None, request_type: str = "application/json",
                  response: type[BaseModel] | None = None, status: int = 200, array: bool = False,
-                 query: type[BaseModel] | None = None, etag: bool = False, conditional: bool = False) -> None:
+                 query: type[BaseModel] | None = None, etag: bool = False, conditional: bool = False,
+                 roles: tuple[str, ...] = ()) -> None:
         self.request, self.request_type, self.response = request, request_type, response
         self.status, self.array, self.query, self.etag, self.conditional = status, array, query, etag, conditional
+        self.roles = roles  # any one of them is needed (403 otherwise)
 
 
 OPERATIONS: dict[str, _Operation] = {
@@ -26,6 +42,9 @@ OPERATIONS: dict[str, _Operation] = {
     "listTasks": _Operation(response=TaskPage, query=ListQueryIn),
     "getTask": _Operation(response=TaskOut, etag=True),
     "listTags": _Operation(response=TagCount, array=True),
+    "getTaskHistory": _Operation(response=AuditPage, query=HistoryQueryIn),
+    "listAudit": _Operation(response=AuditPage, query=AuditQueryIn, roles=READER_ROLES),
+    "verifyAudit": _Operation(response=AuditVerification, roles=READER_ROLES),
     "openapi": _Operation(),
     "updateTask": _Operation(TaskPatch, "application/merge-patch+json", TaskOut, etag=True, conditional=True),
     "deleteTask": _Operation(status=204, conditional=True),
@@ -72,6 +91,9 @@ def _operation(route: Route, op: _Operation) -> dict[str, Any]:
     if route.auth:
         out["security"] = [{"bearer": []}]
         responses["401"] = _problem("Missing, expired or invalid token")
+    if op.roles:
+        out["description"] = f"Needs the role {' or '.join(op.roles)} in the token."
+        responses["403"] = _problem(f"The token has neither role {' nor '.join(op.roles)}")
     if op.request is not None or op.query is not None:
         responses["400"] = _problem("Malformed request")
         responses["422"] = _problem("Invalid fields; `errors` lists each")
@@ -90,7 +112,8 @@ def _operation(route: Route, op: _Operation) -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
-    models: list[type[BaseModel]] = [TaskWrite, TaskPatch, TaskOut, TaskPage, TagCount, Problem, Health]
+    models: list[type[BaseModel]] = [TaskWrite, TaskPatch, TaskOut, TaskPage, TagCount, AuditPage,
+                                     AuditVerification, Problem, Health]
     _, schemas = models_json_schema([(m, "validation") for m in models],
                                     ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,13 +15,17 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     field_validator,
     model_validator,
 )
 
+from ..domain.audit import Occurrence
 from ..domain.durations import parse_duration
 from ..domain.recurrence import Recurrence, normalize_rrule
 from ..domain.task import MAX_REMINDERS, MAX_TAGS, Priority, Reminder, Status, TaskFields, normalize_tags
+from ..service.audit import MAX_LIMIT as MAX_AUDIT_LIMIT
+from ..service.audit import AuditQuery
 from ..service.queries import DEFAULT_SORT, TaskQuery, parse_sort
 
 PriorityLabel = Literal["high", "medium", "low"]
@@ -233,3 +239,120 @@ class ListQueryIn(Strict):
             due_before=self.due_before, due_after=self.due_after, overdue=self.overdue,
             sort=sort, limit=self.limit, cursor=self.cursor,
         )
+
+
+# -- the audit trail ------------------------------------------------------------------------------
+
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+TaskId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+
+
+class TaskEventData(BaseModel):
+    """``data`` of ``dev.todo.task.<event_type>.v1`` (fields added later are ignored, not refused)."""
+
+    event_type: Literal["created", "updated", "completed", "deleted"]
+    task_id: TaskId
+    task_data: dict[str, Any]
+    user_id: UserId
+    timestamp: AwareDatetime
+
+
+class ReminderEventData(BaseModel):
+    """``data`` of ``dev.todo.reminder.<scheduled|triggered>.v1``."""
+
+    task_id: TaskId
+    title: Annotated[str, Field(max_length=500)]
+    due_at: AwareDatetime | None = None
+    remind_at: AwareDatetime
+    user_id: UserId
+
+
+_AUDITED_TYPE = re.compile(
+    r"dev\.todo\.(?:task\.(created|updated|completed|deleted)|reminder\.(scheduled|triggered))\.v1")
+_EVENT_TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def audited_occurrence(event_id: str, source: str, event_type: str, time: str | None, data: Any) -> Occurrence:
+    """What an audited CloudEvent says happened; ``ValueError`` (never retried) when it is not one."""
+    found = _AUDITED_TYPE.fullmatch(event_type)
+    if found is None:
+        raise ValueError(f"the audit trail does not take {event_type!r} events")
+    occurred_at = None if time is None else _EVENT_TIME.validate_python(time)
+    _storable(event_id, source, data)
+    if found.group(1) is not None:
+        task = TaskEventData.model_validate(data)
+        if task.event_type != found.group(1):
+            raise ValueError(f"data.event_type {task.event_type!r} contradicts the type {event_type!r}")
+        if task.task_data.get("id", task.task_id) != task.task_id:
+            raise ValueError("data.task_data.id is not data.task_id")
+        return Occurrence(event_id, source, f"task.{task.event_type}", task.user_id, task.task_id,
+                          occurred_at or task.timestamp, state=task.task_data)
+    reminder = ReminderEventData.model_validate(data)
+    details = reminder.model_dump(mode="json", include={"title", "due_at", "remind_at"})
+    return Occurrence(event_id, source, f"reminder.{found.group(2)}", reminder.user_id, reminder.task_id,
+                      occurred_at, details=details)
+
+
+def _storable(*values: Any) -> None:
+    """Refuse what the database could never store (NaN, NUL): such an event would be retried forever."""
+    json.dumps(values, allow_nan=False)
+
+    def has_nul(value: Any) -> bool:
+        if isinstance(value, str):
+            return "\x00" in value
+        if isinstance(value, dict):
+            return any(has_nul(k) or has_nul(v) for k, v in value.items())
+        return isinstance(value, list) and any(has_nul(v) for v in value)
+
+    if has_nul(list(values)):
+        raise ValueError("the event holds a NUL character")
+
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    event_id: str
+    source: str
+    occurred_at: datetime
+    recorded_at: datetime
+    actor: str = Field(description="The user id the event names")
+    action: str = Field(examples=["task.updated"], description="The event type's short name")
+    task_id: int
+    changes: Any = Field(description="created: the full task; updated and completed: "
+                                     '{"field": {"from": old, "to": new}}; deleted: null; reminders: their details')
+    state: dict[str, Any] | None = Field(description="The task after the event (deleted: its last state)")
+    prev_hash: str
+    hash: str = Field(description="SHA-256 of prev_hash + the entry without hash as sorted, compact JSON")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntryOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class AuditVerification(BaseModel):
+    ok: bool
+    checked: int = Field(description="Entries examined")
+    first_bad_seq: int | None = Field(description="Where the trail first differs from what was appended")
+
+
+class HistoryQueryIn(Strict):
+    """Query parameters of ``GET /tasks/{id}/history``."""
+
+    limit: Annotated[int, Field(ge=1, le=MAX_AUDIT_LIMIT)] = MAX_AUDIT_LIMIT
+    cursor: Annotated[str | None, Field(max_length=200)] = None
+
+
+class AuditQueryIn(Strict):
+    """Query parameters of ``GET /audit``: entries in append (``seq``) order."""
+
+    user_id: Annotated[str | None, Field(min_length=1, max_length=255, description="The actor")] = None
+    task_id: Annotated[int | None, Field(ge=1)] = None
+    action: Annotated[str | None, Field(min_length=1, max_length=100, examples=["task.deleted"])] = None
+    since: Annotated[AwareDatetime | None, Field(description="occurred_at at or after (RFC 3339)")] = None
+    until: Annotated[AwareDatetime | None, Field(description="occurred_at before (RFC 3339)")] = None
+    limit: Annotated[int, Field(ge=1, le=MAX_AUDIT_LIMIT)] = 50
+    cursor: Annotated[str | None, Field(max_length=200)] = None
+
+    def to_query(self) -> AuditQuery:
+        return AuditQuery(actor=self.user_id, task_id=self.task_id, action=self.action, since=self.since,
+                          until=self.until, limit=self.limit, cursor=self.cursor)

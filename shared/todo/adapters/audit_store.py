@@ -1,0 +1,138 @@
+"""The audit trail in SQL: the append-only log, its chain head, and a unit of work around them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import ColumnElement, exists, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, RowMapping
+
+from ..domain.audit import GENESIS_HASH, AuditEntry, ChainHead
+from ..service.audit import AuditQuery
+from .idempotency import claim
+from .tables import audit_chain_head, audit_log
+from .unit_of_work import SqlTransaction
+
+_HEAD_ID = 1
+_FIELDS = tuple(c.name for c in audit_log.columns)
+
+
+class SqlAuditStore:
+    def __init__(self, conn: Connection, batch: int = 1000) -> None:
+        self.conn = conn
+        self.batch = batch
+
+    def claim(self, consumer: str, source: str, event_id: str, now: datetime) -> bool:
+        return claim(self.conn, consumer, source, event_id, now)
+
+    # -- the chain head ------------------------------------------------------------------------------
+
+    def lock_head(self, now: datetime) -> ChainHead:
+        """Read the head and hold it until the transaction ends: appenders take turns here.
+
+        On PostgreSQL that is the row lock; on SQLite every write transaction already holds the
+        database's write lock (BEGIN IMMEDIATE).
+        """
+        stmt = select(audit_chain_head.c.length, audit_chain_head.c.hash).where(audit_chain_head.c.id == _HEAD_ID)
+        if self.conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        row = self.conn.execute(stmt).first()
+        if row is None:  # the first append ever: whoever creates the row, everyone then locks it
+            dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+            self.conn.execute(dialect.insert(audit_chain_head).values(
+                id=_HEAD_ID, length=0, hash=GENESIS_HASH, updated_at=now).on_conflict_do_nothing())
+            row = self.conn.execute(stmt).one()
+        return ChainHead(row.length, row.hash)
+
+    def head(self) -> ChainHead:
+        row = self.conn.execute(
+            select(audit_chain_head.c.length, audit_chain_head.c.hash).where(audit_chain_head.c.id == _HEAD_ID)
+        ).first()
+        return ChainHead() if row is None else ChainHead(row.length, row.hash)
+
+    # -- entries -------------------------------------------------------------------------------------
+
+    def append(self, entry: AuditEntry) -> None:
+        """Insert the entry and move the head onto it (the caller holds the head's lock)."""
+        self.conn.execute(insert(audit_log).values({name: getattr(entry, name) for name in _FIELDS}))
+        moved = self.conn.execute(
+            update(audit_chain_head)
+            .where(audit_chain_head.c.id == _HEAD_ID, audit_chain_head.c.length == entry.seq - 1,
+                   audit_chain_head.c.hash == entry.prev_hash)
+            .values(length=entry.seq, hash=entry.hash, updated_at=entry.recorded_at)
+        )
+        if moved.rowcount != 1:
+            raise RuntimeError(f"the audit chain head moved under entry {entry.seq}; was its lock taken?")
+
+    def last_task_state(self, task_id: int) -> AuditEntry | None:
+        row = self.conn.execute(
+            select(audit_log)
+            .where(audit_log.c.task_id == task_id, audit_log.c.state.is_not(None))
+            .order_by(audit_log.c.seq.desc())
+            .limit(1)
+        ).mappings().first()
+        return _entry(row) if row else None
+
+    def entries(self) -> Iterator[AuditEntry]:
+        """Every entry in ``seq`` order, read in keyset batches (the trail may not fit in memory)."""
+        after: Any = None
+        while True:
+            stmt = select(audit_log).order_by(audit_log.c.seq).limit(self.batch)
+            if after is not None:
+                stmt = stmt.where(audit_log.c.seq > after)
+            rows = self.conn.execute(stmt).mappings().all()
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < self.batch:
+                return
+            after = rows[-1]["seq"]
+
+    def find(self, query: AuditQuery, after_seq: int) -> list[AuditEntry]:
+        """Up to ``query.limit + 1`` entries after ``after_seq``: one more says there is a next page."""
+        conditions: list[ColumnElement[bool]] = [audit_log.c.seq > after_seq]
+        if query.actor is not None:
+            conditions.append(audit_log.c.actor == query.actor)
+        if query.task_id is not None:
+            conditions.append(audit_log.c.task_id == query.task_id)
+        if query.action is not None:
+            conditions.append(audit_log.c.action == query.action)
+        if query.since is not None:
+            conditions.append(audit_log.c.occurred_at >= query.since)
+        if query.until is not None:
+            conditions.append(audit_log.c.occurred_at < query.until)
+        stmt = select(audit_log).where(*conditions).order_by(audit_log.c.seq).limit(query.limit + 1)
+        return [_entry(row) for row in self.conn.execute(stmt).mappings()]
+
+    def has_task(self, actor: str, task_id: int) -> bool:
+        found = exists().where(audit_log.c.task_id == task_id, audit_log.c.actor == actor)
+        return bool(self.conn.execute(select(found)).scalar())
+
+
+def _entry(row: RowMapping) -> AuditEntry:
+    return AuditEntry(**{name: row[name] for name in _FIELDS})
+
+
+class SqlAuditUnitOfWork(SqlTransaction):
+    """One transaction on the audit tables; nothing is kept unless :meth:`commit` is called."""
+
+    audit: SqlAuditStore
+
+    def consistent(self) -> Self:
+        """Read the head and every entry in one snapshot, without stopping appenders (PostgreSQL;
+        SQLite's BEGIN IMMEDIATE already keeps writers out for the length of the read)."""
+        self.isolation_level = "REPEATABLE READ"
+        return self
+
+    def _bind(self, conn: Connection) -> None:
+        self.audit = SqlAuditStore(conn)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            super().__exit__(exc_type, exc, tb)
+        finally:
+            self.isolation_level = None

@@ -1,0 +1,22 @@
+"""Claim an event for a consumer inside the transaction that applies its effect."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from .tables import processed_events
+
+
+def claim(conn: Connection, consumer: str, source: str, event_id: str, now: datetime) -> bool:
+    """True the first time; False when this consumer has already applied (or is applying) the event.
+
+    On PostgreSQL a concurrent claim of the same event waits on the primary key until the first
+    transaction ends, then sees the conflict: two racing deliveries cannot both apply the effect.
+    """
+    values = {"consumer": consumer, "source": source, "event_id": event_id, "processed_at": now}
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(processed_events).values(values).on_conflict_do_nothing()
+    return conn.execute(stmt).rowcount == 1

@@ -1,0 +1,243 @@
+"""The real stack on one machine: PostgreSQL, Kafka, and per function a functions-framework process
+with its own daprd sidecar, plus the local gateway on one port. ``make run STACK=real`` and the
+system tests both use it.
+
+Every child runs in its own process group, so stopping the stack (or a test killing one function)
+leaves no orphan. Every child's output goes, a JSON object per line tagged with the process name,
+into one log file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from .routes import HTTP_FUNCTIONS, SUBSCRIPTIONS
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts" / "stack"
+CACHE = Path(os.environ.get("TODO_CACHE", Path.home() / ".cache" / "todo"))
+
+
+def functions_present() -> tuple[str, ...]:
+    events = tuple(dict.fromkeys(s.function for s in SUBSCRIPTIONS))
+    return tuple(f for f in (*HTTP_FUNCTIONS, *events) if (ROOT / "functions" / f / "main.py").exists())
+
+
+@dataclass
+class Ports:
+    app: int
+    dapr_http: int
+    dapr_grpc: int
+    dapr_internal: int
+    metrics: int
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    pump: threading.Thread
+
+
+@dataclass
+class Stack:
+    stack_dir: Path
+    jwt_secret: str
+    base_port: int = 18000
+    gateway_port: int = 8080
+    pg_port: int = 55432
+    kafka_port: int = 9092
+    functions: tuple[str, ...] = field(default_factory=functions_present)
+    children: dict[str, Child] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.stack_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.stack_dir / "logs" / "stack.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: IO[str] = self.log_path.open("a", buffering=1)
+        self._log_lock = threading.Lock()
+
+    # -- engines ------------------------------------------------------------------------------------
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql+pg8000://todo@127.0.0.1:{self.pg_port}/todo"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    def _script(self, script: str, *args: str) -> None:
+        env = {**os.environ, "TODO_STACK_DIR": str(self.stack_dir), "PGPORT": str(self.pg_port),
+               "KAFKA_PORT": str(self.kafka_port)}
+        subprocess.run([str(SCRIPTS / script), *args], check=True, env=env)
+
+    def start_engines(self) -> None:
+        self._script("install-daprd.sh")
+        self._script("install-kafka.sh")
+        self._script("postgres.sh", "start")
+        self._script("kafka.sh", "start")
+
+    def stop_kafka(self) -> None:
+        self._script("kafka.sh", "stop")
+
+    def start_kafka(self) -> None:
+        self._script("kafka.sh", "start")
+
+    def stop_engines(self) -> None:
+        self._script("kafka.sh", "stop")
+        self._script("postgres.sh", "stop")
+
+    def migrate(self) -> None:
+        subprocess.run([sys.executable, "-m", "todo.cli", "migrate"], check=True, env=self.env_for("migrate"))
+
+    # -- functions ----------------------------------------------------------------------------------
+
+    def ports(self, function: str) -> Ports:
+        base = self.base_port + 10 * self.functions.index(function)
+        return Ports(base, base + 1, base + 2, base + 3, base + 4)
+
+    def env_for(self, function: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TODO_", "DAPR_"))}
+        env.update({
+            "TODO_DATABASE_URL": self.database_url,
+            "TODO_JWT_SECRET": self.jwt_secret,
+            "TODO_EVENTS": "dapr",
+            "TODO_FUNCTION": function,
+            "TODO_DATA_DIR": str(self.stack_dir / "data"),
+            "KAFKA_BROKERS": self.kafka_bootstrap,
+            "DAPR_HOST_IP": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+        })
+        if function in self.functions:
+            ports = self.ports(function)
+            env.update({"DAPR_HTTP_PORT": str(ports.dapr_http), "DAPR_GRPC_PORT": str(ports.dapr_grpc),
+                        "PORT": str(ports.app)})
+        return env
+
+    def start_function(self, function: str, *, app: bool = True, sidecar: bool = True) -> None:
+        ports = self.ports(function)
+        env = self.env_for(function)
+        if app:
+            target = function.replace("-", "_")
+            self._spawn(f"{function}", [
+                sys.executable, "-m", "functions_framework", "--target", target,
+                "--source", str(ROOT / "functions" / function / "main.py"), "--asgi",
+                "--host", "127.0.0.1", "--port", str(ports.app)], env)
+            self._wait_http(f"http://127.0.0.1:{ports.app}/healthz", function, expect=(200,))
+        if sidecar:
+            self._spawn(f"{function}.daprd", [
+                str(CACHE / "bin" / "daprd"), "--app-id", function, "--app-port", str(ports.app),
+                "--app-protocol", "http", "--dapr-http-port", str(ports.dapr_http),
+                "--dapr-grpc-port", str(ports.dapr_grpc), "--dapr-internal-grpc-port", str(ports.dapr_internal),
+                "--metrics-port", str(ports.metrics), "--resources-path", str(ROOT / "dapr-components"),
+                "--log-as-json", "--log-level", "info", "--dapr-listen-addresses", "127.0.0.1",
+                "--dapr-graceful-shutdown-seconds", "5"], env)
+            self._wait_http(f"http://127.0.0.1:{ports.dapr_http}/v1.0/healthz", f"{function}.daprd",
+                            expect=(204,))
+
+    def start_functions(self) -> None:
+        for function in self.functions:
+            self.start_function(function)
+
+    def start_gateway(self) -> None:
+        env = self.env_for("gateway")
+        upstreams = [f"--upstream={f}=http://127.0.0.1:{self.ports(f).app}" for f in self.functions]
+        self._spawn("gateway", [sys.executable, "-m", "todo.cli", "proxy", "--port", str(self.gateway_port),
+                                *upstreams], env)
+        self._wait_http(f"http://127.0.0.1:{self.gateway_port}/healthz", "gateway", expect=(200,))
+
+    def up(self) -> None:
+        self.start_engines()
+        self.migrate()
+        self.start_functions()
+        self.start_gateway()
+
+    # -- processes ----------------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.stop(name)
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+        pump = threading.Thread(target=self._pump, args=(name, proc), daemon=True, name=f"log-{name}")
+        pump.start()
+        self.children[name] = Child(name, proc, pump)
+
+    def _pump(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            if not line:
+                continue
+            try:
+                entry: Any = json.loads(line)
+            except ValueError:
+                entry = None
+            if not isinstance(entry, dict):
+                entry = {"message": line}
+            entry = {"process": name, **entry}
+            with self._log_lock:
+                self._log.write(json.dumps(entry, default=str) + "\n")
+
+    def _wait_http(self, url: str, name: str, expect: tuple[int, ...], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        child = self.children[name]
+        while time.monotonic() < deadline:
+            if child.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {child.proc.returncode}; see {self.log_path}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code in expect:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{name} not ready at {url} after {timeout} s; see {self.log_path}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process group, as a crash would."""
+        child = self.children.pop(name, None)
+        if child is not None and child.proc.poll() is None:
+            os.killpg(child.proc.pid, signal.SIGKILL)
+            child.proc.wait()
+
+    def stop(self, name: str, timeout: float = 15.0) -> None:
+        child = self.children.pop(name, None)
+        if child is None or child.proc.poll() is not None:
+            return
+        os.killpg(child.proc.pid, signal.SIGTERM)
+        try:
+            child.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.proc.pid, signal.SIGKILL)
+            child.proc.wait()
+
+    def down(self, engines: bool = True) -> None:
+        # Gateway first, then the sidecars (they stop pulling), then the apps.
+        order = sorted(self.children, key=lambda n: (n != "gateway", not n.endswith(".daprd")))
+        for name in order:
+            self.stop(name)
+        if engines:
+            self.stop_engines()
+        self._log.close()
+
+
+@contextmanager
+def running(stack: Stack, engines: bool = True) -> Iterator[Stack]:
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down(engines=engines)

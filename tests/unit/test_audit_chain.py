@@ -1,0 +1,269 @@
+"""The audit trail's rules without a database: what an entry holds, how it is chained, how tampering shows."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from todo.domain.audit import (
+    GENESIS_HASH,
+    AuditEntry,
+    ChainHead,
+    Occurrence,
+    append,
+    changes_of,
+    diff,
+    known_state,
+    verify,
+)
+from todo.service import audit as service
+from todo.service.audit import AuditQuery
+
+T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+
+
+def task(title: str = "pay rent", version: int = 1, **more: Any) -> dict[str, Any]:
+    return {"id": 7, "title": title, "status": "open", "tags": [], "version": version, **more}
+
+
+def occurrence(action: str = "task.created", state: Mapping[str, Any] | None = None, n: int = 0,
+               **more: Any) -> Occurrence:
+    values: dict[str, Any] = {"event_id": f"e{n}", "source": "/todo/functions/create-task", "action": action,
+                              "actor": "alice", "task_id": 7, "occurred_at": T0 + timedelta(minutes=n),
+                              "state": task() if state is None and action.startswith("task.") else state}
+    return Occurrence(**{**values, **more})
+
+
+def chain(length: int) -> tuple[list[AuditEntry], ChainHead]:
+    head, entries = ChainHead(), []
+    for n in range(length):
+        action = "task.created" if n == 0 else "task.updated"
+        entry = append(head, occurrence(action, task(f"title {n}", n + 1), n), None, T0 + timedelta(hours=n))
+        entries.append(entry)
+        head = ChainHead(entry.seq, entry.hash)
+    return entries, head
+
+
+# -- an entry -------------------------------------------------------------------------------------
+
+
+def test_the_first_entry_links_to_64_zeros_and_hashes_prev_hash_plus_canonical_json() -> None:
+    entry = append(ChainHead(), occurrence(), None, T0)
+    assert (entry.seq, entry.prev_hash) == (1, "0" * 64) and GENESIS_HASH == "0" * 64
+    canonical = entry.canonical()
+    assert " " not in canonical.replace("pay rent", "")
+    stored = json.loads(canonical)
+    assert list(stored) == sorted(stored)
+    assert set(stored) == set(entry.to_json()) - {"hash"}
+    assert entry.hash == hashlib.sha256(("0" * 64 + canonical).encode()).hexdigest()
+
+
+def test_the_canonical_form_is_pinned_by_a_known_hash() -> None:
+    """Changing what is hashed, or how, would orphan every recorded chain: this must never change."""
+    entry = append(ChainHead(), occurrence(), None, T0)
+    assert entry.canonical() == (
+        '{"action":"task.created","actor":"alice","changes":{"id":7,"status":"open","tags":[],'
+        '"title":"pay rent","version":1},"event_id":"e0","occurred_at":"2026-01-01T09:00:00Z",'
+        '"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000",'
+        '"recorded_at":"2026-01-01T09:00:00Z","seq":1,"source":"/todo/functions/create-task",'
+        '"state":{"id":7,"status":"open","tags":[],"title":"pay rent","version":1},"task_id":7}'
+    )
+    assert entry.hash == "319db458a908b9d5630d41f4459538e9f34ccb7cb1d60da49c1dedae741a8123"
+
+
+def test_times_are_kept_in_utc_and_a_missing_event_time_takes_the_recording_time() -> None:
+    paris = datetime(2026, 1, 1, 11, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    entry = append(ChainHead(), occurrence(occurred_at=paris), None, T0)
+    assert entry.occurred_at == datetime(2026, 1, 1, 10, 0, tzinfo=UTC) and entry.occurred_at.tzinfo is UTC
+    untimed = append(ChainHead(), occurrence(occurred_at=None), None, T0)
+    assert untimed.occurred_at == T0
+
+
+def test_created_keeps_the_full_task_updates_keep_a_diff_deleted_keeps_nothing() -> None:
+    before, after = task(), task("pay the rent", 2, tags=["home"])
+    assert changes_of(occurrence("task.created", before), None) == before
+    assert changes_of(occurrence("task.updated", after), before) == {
+        "title": {"from": "pay rent", "to": "pay the rent"},
+        "version": {"from": 1, "to": 2},
+        "tags": {"from": [], "to": ["home"]},
+    }
+    assert changes_of(occurrence("task.completed", after), after) == {}
+    assert changes_of(occurrence("task.deleted", after), after) is None
+    assert changes_of(occurrence("task.updated", after), None) == {k: {"from": None, "to": v} for k, v in after.items()}
+
+
+def test_a_reminder_entry_keeps_its_details_and_no_task_state() -> None:
+    details = {"title": "pay rent", "due_at": "2026-01-02T09:00:00Z", "remind_at": "2026-01-02T08:45:00Z"}
+    entry = append(ChainHead(), occurrence("reminder.scheduled", None, details=details), None, T0)
+    assert (entry.changes, entry.state) == (details, None)
+
+
+def test_diff_reads_an_absent_field_as_null() -> None:
+    assert diff({"a": 1}, {"b": 2}) == {"a": {"from": 1, "to": None}, "b": {"from": None, "to": 2}}
+    assert diff({"a": 1}, {"a": 1}) == {}
+
+
+def test_a_deleted_task_leaves_no_known_state_for_a_task_that_reuses_its_id() -> None:
+    entries, _ = chain(2)
+    assert known_state(entries[-1]) == entries[-1].state
+    deleted = replace(entries[-1], action="task.deleted")
+    assert known_state(deleted) is None
+    assert known_state(None) is None
+
+
+# -- verification ---------------------------------------------------------------------------------
+
+
+def test_an_intact_chain_verifies_and_counts_its_entries() -> None:
+    entries, head = chain(5)
+    assert verify(entries, head).to_json() == {"ok": True, "checked": 5, "first_bad_seq": None}
+    assert verify([], ChainHead()).to_json() == {"ok": True, "checked": 0, "first_bad_seq": None}
+
+
+def test_an_edited_entry_is_found_at_its_seq() -> None:
+    entries, head = chain(5)
+    entries[2] = replace(entries[2], actor="mallory")
+    assert verify(entries, head).to_json() == {"ok": False, "checked": 3, "first_bad_seq": 3}
+
+
+def test_an_edited_entry_given_a_fresh_hash_breaks_the_link_of_the_next() -> None:
+    entries, head = chain(5)
+    forged = replace(entries[2], changes={"title": {"from": "x", "to": "y"}})
+    entries[2] = replace(forged, hash=forged.computed_hash())
+    assert verify(entries, head).first_bad_seq == 4
+
+
+def test_a_deleted_entry_leaves_a_gap_found_at_the_missing_seq() -> None:
+    entries, head = chain(5)
+    del entries[1]
+    assert verify(entries, head).to_json() == {"ok": False, "checked": 2, "first_bad_seq": 2}
+
+
+def test_reordered_entries_are_found() -> None:
+    entries, head = chain(5)
+    entries[1], entries[2] = replace(entries[2], seq=2), replace(entries[1], seq=3)
+    assert verify(entries, head).first_bad_seq == 2
+
+
+def test_a_cut_off_tail_is_found_by_the_chain_head() -> None:
+    entries, head = chain(5)
+    assert verify(entries[:3], head).to_json() == {"ok": False, "checked": 3, "first_bad_seq": 4}
+    assert verify([], head).first_bad_seq == 1
+
+
+def test_entries_the_head_never_recorded_are_found() -> None:
+    entries, _ = chain(5)
+    assert verify(entries, ChainHead(3, entries[2].hash)).first_bad_seq == 4
+
+
+def test_a_replaced_last_entry_is_found_by_the_head_hash() -> None:
+    entries, head = chain(3)
+    forged = replace(entries[2], actor="mallory")
+    entries[2] = replace(forged, hash=forged.computed_hash())
+    assert verify(entries, head).to_json() == {"ok": False, "checked": 3, "first_bad_seq": 3}
+
+
+@given(length=st.integers(1, 12), data=st.data())
+def test_any_single_edit_anywhere_is_found_exactly_there(length: int, data: st.DataObject) -> None:
+    entries, head = chain(length)
+    index = data.draw(st.integers(0, length - 1))
+    field, value = data.draw(st.sampled_from([("actor", "mallory"), ("task_id", 8), ("action", "task.deleted"),
+                                              ("occurred_at", T0 - timedelta(days=1)), ("state", None)]))
+    entries[index] = replace(entries[index], **{field: value})
+    assert verify(entries, head).first_bad_seq == index + 1
+
+
+# -- the use case, on fakes -----------------------------------------------------------------------
+
+
+class FakeAuditStore:
+    def __init__(self) -> None:
+        self.entries_: list[AuditEntry] = []
+        self.claimed: set[tuple[str, str, str]] = set()
+        self.head_ = ChainHead()
+
+    def claim(self, consumer: str, source: str, event_id: str, now: datetime) -> bool:
+        key = (consumer, source, event_id)
+        fresh = key not in self.claimed
+        self.claimed.add(key)
+        return fresh
+
+    def lock_head(self, now: datetime) -> ChainHead:
+        return self.head_
+
+    def head(self) -> ChainHead:
+        return self.head_
+
+    def last_task_state(self, task_id: int) -> AuditEntry | None:
+        return next((e for e in reversed(self.entries_) if e.task_id == task_id and e.state is not None), None)
+
+    def append(self, entry: AuditEntry) -> None:
+        self.entries_.append(entry)
+        self.head_ = ChainHead(entry.seq, entry.hash)
+
+    def entries(self) -> Iterator[AuditEntry]:
+        return iter(self.entries_)
+
+    def find(self, query: AuditQuery, after_seq: int) -> list[AuditEntry]:
+        found = [e for e in self.entries_ if e.seq > after_seq and query.task_id in (None, e.task_id)]
+        return found[: query.limit + 1]
+
+    def has_task(self, actor: str, task_id: int) -> bool:
+        return any(e.actor == actor and e.task_id == task_id for e in self.entries_)
+
+
+class FakeUnitOfWork:
+    def __init__(self) -> None:
+        self.audit = FakeAuditStore()
+        self.commits = 0
+
+    def consistent(self) -> Self:
+        return self
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        pass
+
+    def commit(self) -> None:
+        self.commits += 1
+
+
+def test_recording_an_event_twice_appends_once() -> None:
+    uow = FakeUnitOfWork()
+    first = service.record(uow, occurrence(), T0)
+    assert first is not None and first.seq == 1
+    assert service.record(uow, occurrence(), T0) is None
+    assert (len(uow.audit.entries_), uow.commits) == (1, 1)
+
+
+def test_each_change_is_diffed_against_the_previous_audited_state_of_its_task() -> None:
+    uow = FakeUnitOfWork()
+    service.record(uow, occurrence("task.created", task(), 0), T0)
+    service.record(uow, occurrence("task.created", task("other"), 1, task_id=8), T0)
+    service.record(uow, occurrence("task.updated", task("paid", 2), 2), T0)
+    updated = uow.audit.entries_[-1]
+    assert updated.changes == {"title": {"from": "pay rent", "to": "paid"}, "version": {"from": 1, "to": 2}}
+    assert service.verify(uow).ok
+
+
+def test_pages_carry_a_cursor_to_the_next_entry() -> None:
+    uow = FakeUnitOfWork()
+    for n in range(5):
+        service.record(uow, occurrence("task.updated", task(version=n), n), T0)
+    first, cursor = service.find_entries(uow, AuditQuery(limit=2))
+    assert [e.seq for e in first] == [1, 2] and cursor is not None
+    second, cursor = service.find_entries(uow, AuditQuery(limit=2, cursor=cursor))
+    third, last = service.find_entries(uow, AuditQuery(limit=2, cursor=cursor))
+    assert [e.seq for e in second] == [3, 4] and [e.seq for e in third] == [5] and last is None
