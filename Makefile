@@ -17,14 +17,20 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 ## run: the embedded default on http://127.0.0.1:$(PORT) (SQLite, in-process events); Ctrl-C stops it
+## run STACK=real: PostgreSQL, Kafka and a daprd per function, each function its own process
+STACK ?= embedded
 run: venv
+ifeq ($(STACK),real)
+	exec $(BIN)/todo stack --port $(PORT)
+else
 	$(BIN)/todo migrate
 	@echo "A token for user 'dev' (valid 12 h):"
 	@echo "  export TOKEN=$$($(BIN)/todo token --sub dev --ttl 12h)"
 	@echo "Then: curl -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:$(PORT)/tasks"
 	exec $(BIN)/todo serve --port $(PORT)
+endif
 
-## test: ruff, mypy and every test tier (starts a throw-away PostgreSQL)
+## test: ruff, mypy and every test tier (starts a throw-away PostgreSQL, and the real stack for tests/system)
 test: venv
 	scripts/test.sh
 
