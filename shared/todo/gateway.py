@@ -22,7 +22,7 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .adapters.publishers import Subscriber
-from .edge.problems import HttpProblem
+from .edge.problems import HttpProblem, no_route
 from .routes import HEALTH_PATH, HTTP_FUNCTIONS, SUBSCRIPTIONS, NoRoute, match
 from .runtime import Runtime, set_runtime
 
@@ -45,11 +45,7 @@ class Dispatcher:
         try:
             route, _ = match(scope["method"], scope["path"])
         except NoRoute as exc:
-            if exc.allowed:
-                problem = HttpProblem(405, "Method not allowed", headers={"Allow": ", ".join(exc.allowed)})
-            else:
-                problem = HttpProblem(404, "Not found", f"no resource at {scope['path']}")
-            await problem.response()(scope, receive, send)
+            await no_route(exc, scope["path"]).response()(scope, receive, send)
             return
         await self.apps[route.function](scope, receive, send)
 
@@ -74,10 +70,7 @@ def build_proxy_app(upstreams: dict[str, str]) -> Starlette:
         try:
             route, _ = match(request.method, request.url.path)
         except NoRoute as exc:
-            allowed = {"Allow": ", ".join(exc.allowed)} if exc.allowed else {}
-            problem = HttpProblem(405, "Method not allowed", headers=allowed) if exc.allowed else HttpProblem(
-                404, "Not found", f"no resource at {request.url.path}")
-            await problem.response()(scope, receive, send)
+            await no_route(exc, request.url.path).response()(scope, receive, send)
             return
         url = upstreams[route.function] + request.url.path
         if request.url.query:

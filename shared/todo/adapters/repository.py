@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -33,7 +30,7 @@ from ..domain.durations import parse_duration
 from ..domain.errors import VersionMismatch
 from ..domain.recurrence import Recurrence
 from ..domain.task import Priority, Reminder, Status, Task, TaskFields
-from ..service.queries import InvalidCursor, SortKey, TaskQuery
+from ..service.queries import InvalidCursor, SortKey, TaskQuery, decode_cursor, encode_cursor
 from .tables import task_tags, tasks
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -202,17 +199,13 @@ def _fingerprint(query: TaskQuery) -> str:
 
 
 def _encode_cursor(query: TaskQuery, values: list[Any]) -> str:
-    raw = json.dumps({"f": _fingerprint(query), "k": values}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_cursor({"f": _fingerprint(query), "k": values})
 
 
 def _decode_cursor(cursor: str, query: TaskQuery, sort: Sequence[SortKey], ranked: bool) -> list[Any]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidCursor("the cursor is malformed") from exc
+    data = decode_cursor(cursor)
     fields = [k.field for k in sort if k.field != "relevance" or ranked] + ["id"]
-    if not isinstance(data, dict) or not isinstance(data.get("k"), list) or len(data["k"]) != len(fields):
+    if not isinstance(data.get("k"), list) or len(data["k"]) != len(fields):
         raise InvalidCursor("the cursor is malformed")
     if data.get("f") != _fingerprint(query):
         raise InvalidCursor("the cursor belongs to a different query; repeat the same filters and sort")

@@ -24,7 +24,7 @@ from ..runtime import Runtime, get_runtime
 from ..service.queries import InvalidCursor
 from ..service.tasks import Context
 from .auth import Principal, Unauthorized
-from .problems import HttpProblem, field_errors, invalid
+from .problems import HttpProblem, field_errors, invalid, no_route
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -145,9 +145,7 @@ class HttpFunction:
         try:
             route, params = match(request.method, path, self.routes)
         except NoRoute as exc:
-            if exc.allowed:
-                return HttpProblem(405, "Method not allowed", headers={"Allow": ", ".join(exc.allowed)}).response()
-            return HttpProblem(404, "Not found", f"no resource at {path}").response()
+            return no_route(exc, path).response()
         runtime = get_runtime()
         try:
             body = await _read_body(request, runtime.settings.max_body_bytes)

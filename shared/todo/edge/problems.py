@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from ..domain.errors import FieldError
+from ..routes import NoRoute
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -48,3 +49,10 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
 
 def invalid(errors: list[FieldError], title: str = "The request is not valid") -> HttpProblem:
     return HttpProblem(422, title, "; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
+
+
+def no_route(exc: NoRoute, path: str) -> HttpProblem:
+    """405 with ``Allow`` when the path exists under other methods, else 404."""
+    if exc.allowed:
+        return HttpProblem(405, "Method not allowed", headers={"Allow": ", ".join(exc.allowed)})
+    return HttpProblem(404, "Not found", f"no resource at {path}")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +12,7 @@ from typing import Protocol, Self
 from ..domain import audit
 from ..domain.audit import AuditEntry, ChainHead, Occurrence, Verification
 from ..domain.errors import TaskNotFound
-from .queries import InvalidCursor
+from .queries import InvalidCursor, decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
@@ -103,23 +100,14 @@ def verify(uow: AuditUnitOfWork) -> Verification:
 
 
 def _page(store: AuditStore, query: AuditQuery) -> tuple[list[AuditEntry], str | None]:
-    after = decode_cursor(query.cursor) if query.cursor is not None else 0
+    after = _after_seq(query.cursor) if query.cursor is not None else 0
     rows = store.find(query, after)
     items = rows[: query.limit]
-    return items, encode_cursor(items[-1].seq) if len(rows) > query.limit else None
+    return items, encode_cursor({"after": items[-1].seq}) if len(rows) > query.limit else None
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": seq}).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise InvalidCursor("the cursor is malformed") from exc
-    after = data.get("after") if isinstance(data, dict) else None
+def _after_seq(cursor: str) -> int:
+    after = decode_cursor(cursor).get("after")
     if type(after) is not int or after < 0:
         raise InvalidCursor("the cursor is malformed")
     return after
-

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from ..domain.task import Priority, Status
 
@@ -70,3 +73,20 @@ class TaskQuery:
 
 class InvalidCursor(ValueError):
     """The cursor is not one this server issued for this query."""
+
+
+def encode_cursor(payload: dict[str, Any]) -> str:
+    """An opaque page token: compact JSON in unpadded base64url."""
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    """The payload of a token from :func:`encode_cursor`; :class:`InvalidCursor` for anything else."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidCursor("the cursor is malformed") from exc
+    if not isinstance(data, dict):
+        raise InvalidCursor("the cursor is malformed")
+    return data
