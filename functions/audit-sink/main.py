@@ -6,7 +6,6 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from todo.adapters.audit_store import SqlAuditUnitOfWork
 from todo.edge.events import EventFunction, IncomingEvent, Poison
 from todo.edge.schemas import audited_occurrence
 from todo.runtime import Runtime
@@ -18,7 +17,7 @@ def handle(runtime: Runtime, event: IncomingEvent) -> None:
         occurrence = audited_occurrence(event.id, event.source, event.type, event.time, event.data)
     except ValueError as exc:  # pydantic's ValidationError too: the shape is wrong, a retry cannot help
         raise Poison(str(exc)) from exc
-    audit.record(SqlAuditUnitOfWork(runtime.engine), occurrence, runtime.now())
+    audit.record(runtime.audit_uow(), occurrence, runtime.now())
 
 
 fn = EventFunction("audit-sink", handle)

@@ -6,7 +6,6 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from todo.adapters.audit_store import SqlAuditUnitOfWork
 from todo.domain.audit import AuditEntry
 from todo.edge import openapi
 from todo.edge.http import Call, HttpFunction, Reply
@@ -41,7 +40,7 @@ def list_tags(call: Call) -> Reply:
 @fn.handler("getTaskHistory")
 def task_history(call: Call) -> Reply:
     page = call.query_model(HistoryQueryIn)
-    entries = audit.task_history(SqlAuditUnitOfWork(call.runtime.engine), call.user.user_id, call.task_id(),
+    entries = audit.task_history(call.runtime.audit_uow(), call.user.user_id, call.task_id(),
                                  page.limit, page.cursor)
     return audit_page(*entries)
 
@@ -50,13 +49,13 @@ def task_history(call: Call) -> Reply:
 def list_audit(call: Call) -> Reply:
     call.require_role(*audit.READER_ROLES)
     query = call.query_model(AuditQueryIn).to_query()
-    return audit_page(*audit.find_entries(SqlAuditUnitOfWork(call.runtime.engine), query))
+    return audit_page(*audit.find_entries(call.runtime.audit_uow(), query))
 
 
 @fn.handler("verifyAudit")
 def verify_audit(call: Call) -> Reply:
     call.require_role(*audit.READER_ROLES)
-    return Reply(audit.verify(SqlAuditUnitOfWork(call.runtime.engine)).to_json())
+    return Reply(audit.verify(call.runtime.audit_uow()).to_json())
 
 
 def audit_page(items: list[AuditEntry], next_cursor: str | None) -> Reply:

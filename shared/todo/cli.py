@@ -105,20 +105,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _stack(args: argparse.Namespace) -> int:
     import os
-    import secrets
     import signal
     from pathlib import Path
 
     from .devstack import Stack
+    from .settings import Settings
 
     stack_dir = Path(".stack").resolve()
+    secret = Settings(data_dir=stack_dir).hs256_secret()  # kept in .stack/jwt-secret across runs
+    assert secret is not None
     secret_file = stack_dir / "jwt-secret"
-    if not secret_file.exists():
-        stack_dir.mkdir(parents=True, exist_ok=True)
-        secret_file.write_text(secrets.token_urlsafe(48))
-        secret_file.chmod(0o600)
-    stack = Stack(stack_dir, secret_file.read_text().strip(),
-                  gateway_port=args.port or int(os.environ.get("PORT", "8080")))
+    stack = Stack(stack_dir, secret, gateway_port=args.port or int(os.environ.get("PORT", "8080")))
     stopping = False
 
     def stop(*_: object) -> None:
@@ -142,16 +139,15 @@ def _stack(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     import json
 
-    from .adapters.audit_store import SqlAuditUnitOfWork
-    from .adapters.db import make_engine
+    from .runtime import Runtime
     from .service import audit
 
     assert args.audit_command == "verify"
-    engine = make_engine(get_settings())
+    runtime = Runtime(get_settings())
     try:
-        result = audit.verify(SqlAuditUnitOfWork(engine))
+        result = audit.verify(runtime.audit_uow())
     finally:
-        engine.dispose()
+        runtime.close()
     print(json.dumps(result.to_json()))
     return 0 if result.ok else 1
 

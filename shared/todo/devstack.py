@@ -116,7 +116,6 @@ class Stack:
             "TODO_DATABASE_URL": self.database_url,
             "TODO_JWT_SECRET": self.jwt_secret,
             "TODO_EVENTS": "dapr",
-            "TODO_FUNCTION": function,
             "TODO_DATA_DIR": str(self.stack_dir / "data"),
             "KAFKA_BROKERS": self.kafka_bootstrap,
             "DAPR_HOST_IP": "127.0.0.1",

@@ -6,6 +6,7 @@ import logging
 import threading
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -15,6 +16,9 @@ from .adapters.publishers import InProcessBus, make_publisher
 from .adapters.unit_of_work import SqlUnitOfWork
 from .edge.auth import TokenVerifier
 from .settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from .adapters.audit_store import SqlAuditUnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,12 @@ class Runtime:
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)
+
+    def audit_uow(self) -> SqlAuditUnitOfWork:
+        # Imported here: only the functions that touch the audit trail pay for loading it.
+        from .adapters.audit_store import SqlAuditUnitOfWork
+
+        return SqlAuditUnitOfWork(self.engine)
 
     def writing_uow(self) -> SqlUnitOfWork:
         """A unit of work whose commit wakes the outbox relay (started on first use)."""

@@ -51,9 +51,7 @@ class Settings:
     pubsub_name: str = "pubsub"
     outbox_sweep_seconds: float = 5.0
     max_body_bytes: int = 1024 * 1024
-    function_name: str = "gateway"
     log_level: str = "INFO"
-    dapr_http_port: int = 3500
     dapr_grpc_port: int = 50001
 
     @classmethod
@@ -81,9 +79,7 @@ class Settings:
             pubsub_name=env.get("TODO_PUBSUB_NAME", "pubsub"),
             outbox_sweep_seconds=_float(env, "TODO_OUTBOX_SWEEP_SECONDS", 5.0),
             max_body_bytes=_int(env, "TODO_MAX_BODY_BYTES", 1024 * 1024),
-            function_name=env.get("K_SERVICE") or env.get("TODO_FUNCTION") or "gateway",
             log_level=env.get("TODO_LOG_LEVEL", "INFO").upper(),
-            dapr_http_port=_int(env, "DAPR_HTTP_PORT", 3500),
             dapr_grpc_port=_int(env, "DAPR_GRPC_PORT", 50001),
         )
 

@@ -19,6 +19,7 @@ from .unit_of_work import SqlTransaction
 
 _HEAD_ID = 1
 _FIELDS = tuple(c.name for c in audit_log.columns)
+_HEAD = select(audit_chain_head.c.length, audit_chain_head.c.hash).where(audit_chain_head.c.id == _HEAD_ID)
 
 
 class SqlAuditStore:
@@ -37,7 +38,7 @@ class SqlAuditStore:
         On PostgreSQL that is the row lock; on SQLite every write transaction already holds the
         database's write lock (BEGIN IMMEDIATE).
         """
-        stmt = select(audit_chain_head.c.length, audit_chain_head.c.hash).where(audit_chain_head.c.id == _HEAD_ID)
+        stmt = _HEAD
         if self.conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         row = self.conn.execute(stmt).first()
@@ -49,9 +50,7 @@ class SqlAuditStore:
         return ChainHead(row.length, row.hash)
 
     def head(self) -> ChainHead:
-        row = self.conn.execute(
-            select(audit_chain_head.c.length, audit_chain_head.c.hash).where(audit_chain_head.c.id == _HEAD_ID)
-        ).first()
+        row = self.conn.execute(_HEAD).first()
         return ChainHead() if row is None else ChainHead(row.length, row.hash)
 
     # -- entries -------------------------------------------------------------------------------------

@@ -14,8 +14,6 @@ from typing import Any
 from ..domain.task import TaskEvent, iso
 
 TASK_EVENTS_TOPIC = "task-events"
-REMINDERS_TOPIC = "reminders"
-TASK_UPDATES_TOPIC = "task-updates"
 SPEC_VERSION = "1.0"
 
 
