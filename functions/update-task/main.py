@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from todo.edge.http import Call, HttpFunction, Reply
+from todo.edge.schemas import ScopeIn
 from todo.edge.tasks_api import patch_change, task_reply
 from todo.service import tasks
 
@@ -16,8 +17,10 @@ fn = HttpFunction("update-task")
 @fn.handler("updateTask")
 def update(call: Call) -> Reply:
     ctx = call.context()
+    scope = call.query_model(ScopeIn).scope
     change = patch_change(call.json(), ctx.now)
-    return task_reply(tasks.change_task(call.runtime.writing_uow(), ctx, call.task_id(), change, call.if_match()))
+    task = tasks.change_task(call.runtime.writing_uow(), ctx, call.task_id(), change, call.if_match(), scope)
+    return task_reply(task)
 
 
 @fn.handler("completeTask")
@@ -36,9 +39,18 @@ def reopen(call: Call) -> Reply:
     return task_reply(task)
 
 
+@fn.handler("skipTask")
+def skip(call: Call) -> Reply:
+    ctx = call.context()
+    task = tasks.change_task(call.runtime.writing_uow(), ctx, call.task_id(), lambda t: t.skip(ctx.now),
+                             call.if_match())
+    return task_reply(task)
+
+
 @fn.handler("deleteTask")
 def delete(call: Call) -> Reply:
-    tasks.delete_task(call.runtime.writing_uow(), call.context(), call.task_id(), call.if_match())
+    scope = call.query_model(ScopeIn).scope
+    tasks.delete_task(call.runtime.writing_uow(), call.context(), call.task_id(), call.if_match(), scope)
     return Reply(status=204)
 
 

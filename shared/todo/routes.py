@@ -40,6 +40,8 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/tasks/{id}", "update-task", "deleteTask", "Delete a task"),
     Route("POST", "/tasks/{id}/complete", "update-task", "completeTask", "Mark a task completed"),
     Route("POST", "/tasks/{id}/reopen", "update-task", "reopenTask", "Mark a completed task open again"),
+    Route("POST", "/tasks/{id}/skip", "update-task", "skipTask",
+          "Close this instance of a recurring task without doing it; the next one follows"),
 )
 
 HEALTH_PATH = "/healthz"
@@ -82,4 +84,5 @@ class Subscription:
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("task-events", "audit-sink"),
     Subscription("reminders", "audit-sink"),
+    Subscription("task-events", "on-task-event"),
 )

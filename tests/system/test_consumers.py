@@ -85,3 +85,32 @@ def test_a_poison_event_goes_to_the_dead_letter_topic_and_the_partition_keeps_fl
     dead = read_topic(stack, "task-events.dlq", lambda rs: any(user.encode() in (r.value() or b"") for r in rs))
     assert any(user.encode() in (r.value() or b"") for r in dead)
     assert audit_rows(stack, event_id=user) == []
+
+
+def test_completing_a_recurring_task_makes_the_next_once_through_kafka_and_daprd(
+        stack: Stack, api: Callable[..., httpx.Response], user: str) -> None:
+    first = api("POST", "/tasks", user, json={
+        "title": "weekly review", "due_at": "2027-03-12T16:00:00Z", "timezone": "Europe/Paris",
+        "recurrence": {"rrule": "FREQ=WEEKLY"}}).json()
+    assert api("POST", f"/tasks/{first['id']}/complete", user).status_code == 200
+
+    def next_instance() -> dict[str, Any]:
+        items = api("GET", "/tasks", user).json()["items"]
+        assert len(items) == 1
+        return dict(items[0])
+
+    nxt = eventually(next_instance, timeout=90)
+    assert nxt["series"] == {"id": first["series"]["id"], "occurrence": 2}
+    assert nxt["due_at"] == "2027-03-19T16:00:00Z"
+
+    completed = [r for r in read_topic(stack, "task-events", lambda rs: any(
+        user.encode() in (r.value() or b"") and b'"completed"' in (r.value() or b"") for r in rs))
+        if user.encode() in (r.value() or b"") and b'"event_type":"completed"' in (r.value() or b"")]
+    for _ in range(2):  # the same completion again: on-task-event has seen it
+        produce(stack, "task-events", completed[0].value(), key=user,
+                headers={"content-type": "application/cloudevents+json"})
+    marker = our_event(user, 10_000_004, "after the redelivery")
+    produce(stack, "task-events", json.dumps(marker).encode(), key=user,
+            headers={"content-type": "application/cloudevents+json"})
+    eventually(lambda: len(audit_rows(stack, event_id=marker["id"])) == 1, timeout=90)
+    assert len(api("GET", "/tasks", user).json()["items"]) == 1

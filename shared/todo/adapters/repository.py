@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,13 +25,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import IntegrityError
 
 from ..domain.durations import parse_duration
 from ..domain.errors import VersionMismatch
-from ..domain.recurrence import Recurrence
-from ..domain.task import Priority, Reminder, Status, Task, TaskFields
+from ..domain.recurrence import Recurrence, Schedule
+from ..domain.task import Priority, Reminder, Series, SeriesRef, Status, Task, TaskFields
 from ..service.queries import InvalidCursor, SortKey, TaskQuery, decode_cursor, encode_cursor
-from .tables import task_tags, tasks
+from .tables import task_series, task_tags, tasks
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _RELEVANCE = SortKey("relevance")
@@ -45,18 +46,22 @@ class SqlTaskRepository:
 
     # -- writes -------------------------------------------------------------------------------------
 
-    def add(self, user_id: str, fields: TaskFields, now: datetime) -> Task:
-        row = _fields_to_row(fields)
-        values = {**row, "user_id": user_id, "status": Status.OPEN.value, "completed_at": None,
-                  "created_at": now, "updated_at": now, "version": 1}
+    def add(self, user_id: str, fields: TaskFields, now: datetime, series: SeriesRef | None = None) -> Task:
+        """Insert a task; a recurring one starts its series unless it is an instance of one already."""
+        if series is None and fields.recurrence is not None:
+            series = SeriesRef(self.start_series(user_id, fields, now), 1)
+        values = {**_fields_to_row(fields), **_series_columns(series), "user_id": user_id,
+                  "status": Status.OPEN.value, "completed_at": None, "created_at": now, "updated_at": now,
+                  "version": 1}
         task_id = self.conn.execute(insert(tasks).values(values).returning(tasks.c.id)).scalar_one()
         self._write_tags(task_id, user_id, fields.tags)
-        return Task(task_id, user_id, fields, Status.OPEN, None, now, now, 1)
+        return Task(task_id, user_id, fields, Status.OPEN, None, now, now, 1, series)
 
     def save(self, task: Task) -> None:
         """Write a revised task; the version guard refuses a lost update."""
-        values = {**_fields_to_row(task.fields), "status": task.status.value,
-                  "completed_at": task.completed_at, "updated_at": task.updated_at, "version": task.version}
+        values = {**_fields_to_row(task.fields), **_series_columns(task.series), "status": task.status.value,
+                  "skipped": task.skipped, "completed_at": task.completed_at, "updated_at": task.updated_at,
+                  "version": task.version}
         result = self.conn.execute(
             update(tasks)
             .where(tasks.c.id == task.id, tasks.c.user_id == task.user_id, tasks.c.version == task.version - 1)
@@ -66,6 +71,43 @@ class SqlTaskRepository:
             raise VersionMismatch(current=-1)
         self.conn.execute(delete(task_tags).where(task_tags.c.task_id == task.id))
         self._write_tags(task.id, task.user_id, task.fields.tags)
+
+    # -- series -------------------------------------------------------------------------------------
+
+    def start_series(self, user_id: str, fields: TaskFields, now: datetime) -> int:
+        assert fields.recurrence is not None and fields.due_at is not None
+        values = {"user_id": user_id, **_schedule_columns(fields), "template": _template(fields), "created_at": now}
+        return int(self.conn.execute(insert(task_series).values(values).returning(task_series.c.id)).scalar_one())
+
+    def get_series(self, series_id: int, *, for_update: bool = False) -> Series | None:
+        stmt = select(task_series).where(task_series.c.id == series_id)
+        if for_update and self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        row = self.conn.execute(stmt).mappings().first()
+        if row is None:
+            return None
+        schedule = Schedule(row["rrule"], row["anchor"], row["timezone"], row["dtstart"])
+        return Series(row["id"], row["user_id"], schedule, _fields(row["template"]), row["ended_at"])
+
+    def save_series(self, series: Series) -> None:
+        template = series.template
+        values = {"rrule": series.schedule.rrule, "anchor": series.schedule.anchor,
+                  "timezone": series.schedule.timezone, "dtstart": series.schedule.dtstart,
+                  "template": _template(template), "ended_at": series.ended_at}
+        self.conn.execute(update(task_series).where(task_series.c.id == series.id).values(values))
+
+    def add_instance(self, series: Series, occurrence: int, due_at: datetime, now: datetime) -> Task | None:
+        """The instance ``occurrence`` of ``series``, or None when it exists already."""
+        try:
+            with self.conn.begin_nested():
+                return self.add(series.user_id, series.instance_fields(due_at), now,
+                                SeriesRef(series.id, occurrence))
+        except IntegrityError:  # the unique (series_id, occurrence): another delivery made it first
+            return None
+
+    def latest_occurrence(self, series_id: int) -> int:
+        stmt = select(func.max(tasks.c.occurrence)).where(tasks.c.series_id == series_id)
+        return int(self.conn.execute(stmt).scalar() or 0)
 
     def remove(self, task: Task) -> None:
         self.conn.execute(delete(tasks).where(tasks.c.id == task.id, tasks.c.user_id == task.user_id))
@@ -242,27 +284,50 @@ def _fields_to_row(fields: TaskFields) -> dict[str, Any]:
     }
 
 
-def _row_to_task(row: RowMapping) -> Task:
+def _series_columns(series: SeriesRef | None) -> dict[str, Any]:
+    return {"series_id": series.id if series else None, "occurrence": series.occurrence if series else None}
+
+
+def _schedule_columns(fields: TaskFields) -> dict[str, Any]:
+    assert fields.recurrence is not None and fields.due_at is not None
+    return {"rrule": fields.recurrence.rrule, "anchor": fields.recurrence.anchor, "timezone": fields.timezone,
+            "dtstart": fields.due_at}
+
+
+def _template(fields: TaskFields) -> dict[str, Any]:
+    """The fields as JSON, for the series template."""
+    row = _fields_to_row(fields)
+    return {**row, "due_at": fields.due_at.isoformat() if fields.due_at else None}
+
+
+def _fields(row: Mapping[str, Any] | RowMapping) -> TaskFields:
     recurrence = row["recurrence"]
-    fields = TaskFields(
+    due_at = row["due_at"]
+    return TaskFields(
         title=row["title"],
         description=row["description"],
         priority=Priority(row["priority"]),
         tags=tuple(row["tags"]),
-        due_at=row["due_at"],
+        due_at=datetime.fromisoformat(due_at) if isinstance(due_at, str) else due_at,
         timezone=row["timezone"],
         recurrence=Recurrence(recurrence["rrule"], recurrence["anchor"]) if recurrence else None,
         reminders=tuple(_reminder(r) for r in row["reminders"]),
     )
+
+
+def _row_to_task(row: RowMapping) -> Task:
+    series = SeriesRef(row["series_id"], row["occurrence"]) if row["series_id"] is not None else None
     return Task(
         id=row["id"],
         user_id=row["user_id"],
-        fields=fields,
+        fields=_fields(row),
         status=Status(row["status"]),
         completed_at=row["completed_at"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         version=row["version"],
+        series=series,
+        skipped=bool(row["skipped"]),
     )
 
 

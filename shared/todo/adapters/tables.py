@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -68,12 +70,31 @@ tasks = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
+    Column("series_id", Id, nullable=True),
+    Column("occurrence", Integer, nullable=True),
+    Column("skipped", Boolean, nullable=False, server_default=false()),
     # The default list order (due_at nulls last, then priority high first) walks this index.
     Index("ix_tasks_user_status_due", "user_id", "status", "due_at", text("priority DESC"), text("id DESC")),
     Index("ix_tasks_user_status_priority", "user_id", "status", "priority", "id"),
     Index("ix_tasks_user_status_created", "user_id", "status", "created_at", "id"),
     Index("ix_tasks_user_status_updated", "user_id", "status", "updated_at", "id"),
     Index("ix_tasks_user_status_title", "user_id", "status", "title", "id"),
+    Index("ux_tasks_series_occurrence", "series_id", "occurrence", unique=True),
+)
+
+# A recurring task: its rule and the fields each new instance starts from (migration 0004).
+task_series = Table(
+    "task_series",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", String(255), nullable=False),
+    Column("rrule", String(500), nullable=False),
+    Column("anchor", String(16), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("dtstart", UTCDateTime, nullable=False),
+    Column("template", Json, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 task_tags = Table(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 from sqlalchemy.engine import Connection, Engine, Transaction
 
+from .idempotency import claim
 from .outbox import OutboxStore
 from .repository import SqlTaskRepository
 
@@ -62,3 +64,7 @@ class SqlUnitOfWork(SqlTransaction):
     def _bind(self, conn: Connection) -> None:
         self.tasks = SqlTaskRepository(conn)
         self.outbox = OutboxStore(conn)
+
+    def claim(self, consumer: str, source: str, event_id: str, now: datetime) -> bool:
+        assert self._conn is not None
+        return claim(self._conn, consumer, source, event_id, now)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from .durations import format_duration
 from .errors import FieldError, InvalidTask
-from .recurrence import Recurrence
+from .recurrence import Recurrence, Schedule
 
 MAX_TAGS = 20
 MAX_REMINDERS = 10
@@ -80,6 +80,33 @@ class TaskFields:
 
 
 @dataclass(frozen=True)
+class SeriesRef:
+    """Where an instance of a recurring task stands in its series."""
+
+    id: int
+    occurrence: int  # 1 for the task that started the series
+
+
+@dataclass(frozen=True)
+class Series:
+    """A recurring task: its schedule and the fields every new instance starts from."""
+
+    id: int
+    user_id: str
+    schedule: Schedule
+    template: TaskFields  # due_at is the series' start; each instance gets its own
+    ended_at: datetime | None = None
+
+    def instance_fields(self, due_at: datetime) -> TaskFields:
+        """The fields of an instance due at ``due_at``; absolute reminders move with the due date."""
+        shift = due_at - self.template.due_at if self.template.due_at is not None else None
+        reminders = tuple(
+            r if r.at is None or shift is None else Reminder(at=r.at + shift) for r in self.template.reminders
+        )
+        return replace(self.template, due_at=due_at, reminders=reminders)
+
+
+@dataclass(frozen=True)
 class Task:
     id: int
     user_id: str
@@ -89,6 +116,8 @@ class Task:
     created_at: datetime
     updated_at: datetime
     version: int
+    series: SeriesRef | None = None
+    skipped: bool = False
 
     @property
     def etag(self) -> str:
@@ -104,10 +133,19 @@ class Task:
             self, status=Status.COMPLETED, completed_at=now, updated_at=now, version=self.version + 1
         )
 
+    def skip(self, now: datetime) -> Task:
+        """Close this instance of a series without doing it; the series moves on as on completion."""
+        if self.series is None:
+            raise InvalidTask([FieldError("recurrence", "only an instance of a recurring task can be skipped")])
+        if self.status is Status.COMPLETED:
+            return self
+        return replace(self.complete(now), skipped=True)
+
     def reopen(self, now: datetime) -> Task:
         if self.status is Status.OPEN:
             return self
-        return replace(self, status=Status.OPEN, completed_at=None, updated_at=now, version=self.version + 1)
+        return replace(self, status=Status.OPEN, completed_at=None, skipped=False, updated_at=now,
+                       version=self.version + 1)
 
     def to_json(self) -> dict[str, Any]:
         f = self.fields
@@ -126,6 +164,8 @@ class Task:
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
             "version": self.version,
+            "series": None if self.series is None else {"id": self.series.id, "occurrence": self.series.occurrence},
+            "skipped": self.skipped,
         }
 
 

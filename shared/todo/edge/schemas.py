@@ -27,6 +27,7 @@ from ..domain.task import MAX_REMINDERS, MAX_TAGS, Priority, Reminder, Status, T
 from ..service.audit import MAX_LIMIT as MAX_AUDIT_LIMIT
 from ..service.audit import AuditQuery
 from ..service.queries import DEFAULT_SORT, TaskQuery, parse_sort
+from ..service.series import InstanceClosed
 
 PriorityLabel = Literal["high", "medium", "low"]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -150,6 +151,20 @@ class TaskOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+    series: SeriesOut | None = Field(description="Set on every instance of a recurring task")
+    skipped: bool = Field(description="Closed by POST /tasks/{id}/skip rather than done")
+
+
+class SeriesOut(BaseModel):
+    id: int
+    occurrence: int = Field(description="1 for the task that started the series")
+
+
+class ScopeIn(Strict):
+    """``scope`` of PATCH and DELETE on an instance of a recurring task."""
+
+    scope: Literal["instance", "series"] = Field(
+        "instance", description="instance: this one only; series: this one and those to come")
 
 
 class TaskPage(BaseModel):
@@ -356,3 +371,37 @@ class AuditQueryIn(Strict):
     def to_query(self) -> AuditQuery:
         return AuditQuery(actor=self.user_id, task_id=self.task_id, action=self.action, since=self.since,
                           until=self.until, limit=self.limit, cursor=self.cursor)
+
+
+# -- recurring tasks ------------------------------------------------------------------------------
+
+_TASK_TYPE = re.compile(r"dev\.todo\.task\.(created|updated|completed|deleted)\.v1")
+
+
+class _SeriesData(BaseModel):
+    id: TaskId
+    occurrence: Annotated[int, Field(strict=True, ge=1)]
+
+
+class _InstanceData(BaseModel):
+    """The part of ``task_data`` that on-task-event reads (the rest is ignored)."""
+
+    series: _SeriesData | None = None
+    due_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
+
+
+def closed_instance(event_id: str, source: str, event_type: str, data: Any) -> InstanceClosed | None:
+    """The series step a task event asks for; None when the task is not recurring.
+    ``ValueError`` (never retried) when the event is not a task event of ours."""
+    found = _TASK_TYPE.fullmatch(event_type)
+    if found is None:
+        raise ValueError(f"on-task-event does not take {event_type!r} events")
+    event = TaskEventData.model_validate(data)
+    if event.event_type != found.group(1):
+        raise ValueError(f"data.event_type {event.event_type!r} contradicts the type {event_type!r}")
+    instance = _InstanceData.model_validate(event.task_data)
+    if instance.series is None:
+        return None
+    return InstanceClosed(event_id, source, event.event_type, event.user_id, instance.series.id,
+                          instance.series.occurrence, instance.due_at, instance.completed_at)

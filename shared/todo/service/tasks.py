@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Literal, Protocol, Self
 
 from ..domain.errors import TaskNotFound, VersionMismatch
-from ..domain.task import EventType, Status, Task, TaskEvent, TaskFields
+from ..domain.recurrence import Schedule
+from ..domain.task import EventType, Series, SeriesRef, Status, Task, TaskEvent, TaskFields
 from .events import OutgoingEvent, task_cloud_event
 from .queries import TaskQuery
 
 
 class TaskRepository(Protocol):
-    def add(self, user_id: str, fields: TaskFields, now: datetime) -> Task: ...
+    def add(self, user_id: str, fields: TaskFields, now: datetime, series: SeriesRef | None = None) -> Task: ...
+    def start_series(self, user_id: str, fields: TaskFields, now: datetime) -> int: ...
+    def get_series(self, series_id: int, *, for_update: bool = False) -> Series | None: ...
+    def save_series(self, series: Series) -> None: ...
+    def add_instance(self, series: Series, occurrence: int, due_at: datetime, now: datetime) -> Task | None: ...
+    def latest_occurrence(self, series_id: int) -> int: ...
     def save(self, task: Task) -> None: ...
     def remove(self, task: Task) -> None: ...
     def get(self, user_id: str, task_id: int, *, for_update: bool = False) -> Task | None: ...
@@ -37,6 +43,9 @@ class UnitOfWork(Protocol):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None: ...
     def commit(self) -> None: ...
+    def claim(self, consumer: str, source: str, event_id: str, now: datetime) -> bool:
+        """True the first time this consumer sees the event (see todo.adapters.idempotency)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -49,13 +58,14 @@ class Context:
 
 
 Change = Callable[[Task], Task]
+Scope = Literal["instance", "series"]
 
 
 def create_task(uow: UnitOfWork, ctx: Context, fields: TaskFields) -> Task:
     fields.check()
     with uow:
         task = uow.tasks.add(ctx.user_id, fields, ctx.now)
-        _record(uow, ctx, "created", task)
+        record_event(uow, ctx, "created", task)
         uow.commit()
     return task
 
@@ -79,26 +89,64 @@ def list_tags(uow: UnitOfWork, ctx: Context) -> list[tuple[str, int]]:
 
 
 def change_task(uow: UnitOfWork, ctx: Context, task_id: int, change: Change,
-                if_match: Collection[int] | None = None) -> Task:
-    """Apply ``change`` to the caller's task; a change that changes nothing writes nothing."""
+                if_match: Collection[int] | None = None, scope: Scope = "instance") -> Task:
+    """Apply ``change`` to the caller's task; a change that changes nothing writes nothing.
+
+    On an instance of a recurring task, ``scope="series"`` also makes the change the template of the
+    instances to come (this and future); the default changes this instance only.
+    """
     with uow:
         before = _load(uow, ctx, task_id, if_match)
         after = change(before)
         if after == before:
             return before
+        after = _follow_series(uow, ctx, before, after, scope)
         uow.tasks.save(after)
         completed = before.status is Status.OPEN and after.status is Status.COMPLETED
-        _record(uow, ctx, "completed" if completed else "updated", after)
+        record_event(uow, ctx, "completed" if completed else "updated", after)
         uow.commit()
     return after
 
 
-def delete_task(uow: UnitOfWork, ctx: Context, task_id: int, if_match: Collection[int] | None = None) -> None:
+def delete_task(uow: UnitOfWork, ctx: Context, task_id: int, if_match: Collection[int] | None = None,
+                scope: Scope = "instance") -> None:
+    """Delete the caller's task. Deleting one instance lets its series go on; ``scope="series"``
+    ends the series with it."""
     with uow:
         task = _load(uow, ctx, task_id, if_match)
+        if scope == "series" and task.series is not None:
+            _end_series(uow, task.series.id, ctx.now)
         uow.tasks.remove(task)
-        _record(uow, ctx, "deleted", task)
+        record_event(uow, ctx, "deleted", task)
         uow.commit()
+
+
+def _follow_series(uow: UnitOfWork, ctx: Context, before: Task, after: Task, scope: Scope) -> Task:
+    rule = after.fields.recurrence
+    if before.series is None:  # made recurring by this change: it starts a series as its first instance
+        if rule is None:
+            return after
+        return replace(after, series=SeriesRef(uow.tasks.start_series(ctx.user_id, after.fields, ctx.now), 1))
+    if scope == "instance" and rule == before.fields.recurrence:
+        return after
+    # The rule belongs to the series whatever the scope: removing it ends the series, changing it
+    # restarts the series from this instance. The other fields become the template only with
+    # scope=series (this and future).
+    if rule is None:
+        _end_series(uow, before.series.id, ctx.now)
+        return after
+    series = uow.tasks.get_series(before.series.id, for_update=True)
+    assert series is not None and after.fields.due_at is not None
+    schedule = Schedule(rule.rrule, rule.anchor, after.fields.timezone, after.fields.due_at)
+    template = after.fields if scope == "series" else replace(series.template, recurrence=rule)
+    uow.tasks.save_series(replace(series, schedule=schedule, template=template, ended_at=None))
+    return after
+
+
+def _end_series(uow: UnitOfWork, series_id: int, now: datetime) -> None:
+    series = uow.tasks.get_series(series_id, for_update=True)
+    if series is not None and series.ended_at is None:
+        uow.tasks.save_series(replace(series, ended_at=now))
 
 
 def _load(uow: UnitOfWork, ctx: Context, task_id: int, if_match: Collection[int] | None) -> Task:
@@ -110,6 +158,6 @@ def _load(uow: UnitOfWork, ctx: Context, task_id: int, if_match: Collection[int]
     return task
 
 
-def _record(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Task) -> None:
+def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Task) -> None:
     event = TaskEvent(event_type, task, ctx.now)
     uow.outbox.add(task_cloud_event(event, ctx.function_name), ctx.now)
