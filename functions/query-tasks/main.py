@@ -9,9 +9,9 @@ from starlette.responses import Response
 from todo.domain.audit import AuditEntry
 from todo.edge import openapi
 from todo.edge.http import Call, HttpFunction, Reply
-from todo.edge.schemas import AuditQueryIn, HistoryQueryIn, ListQueryIn
+from todo.edge.schemas import AuditQueryIn, HistoryQueryIn, ListQueryIn, settings_json
 from todo.edge.tasks_api import task_reply
-from todo.service import audit, tasks
+from todo.service import audit, reminders, tasks
 
 fn = HttpFunction("query-tasks")
 
@@ -60,6 +60,11 @@ def verify_audit(call: Call) -> Reply:
 
 def audit_page(items: list[AuditEntry], next_cursor: str | None) -> Reply:
     return Reply({"items": [e.to_json() for e in items], "next_cursor": next_cursor})
+
+
+@fn.handler("getNotificationSettings")
+def notification_settings(call: Call) -> Reply:
+    return Reply(settings_json(reminders.settings_of(call.runtime.uow(), call.user.user_id)))
 
 
 @fn.handler("openapi")

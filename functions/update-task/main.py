@@ -6,10 +6,14 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from todo.adapters.channels import new_webhook_secret
+from todo.domain.errors import FieldError
+from todo.domain.task import iso
 from todo.edge.http import Call, HttpFunction, Reply
-from todo.edge.schemas import ScopeIn
+from todo.edge.problems import invalid
+from todo.edge.schemas import NotificationSettingsIn, ScopeIn, SnoozeIn, settings_json
 from todo.edge.tasks_api import patch_change, task_reply
-from todo.service import tasks
+from todo.service import reminders, tasks
 
 fn = HttpFunction("update-task")
 
@@ -45,6 +49,23 @@ def skip(call: Call) -> Reply:
     task = tasks.change_task(call.runtime.writing_uow(), ctx, call.task_id(), lambda t: t.skip(ctx.now),
                              call.if_match())
     return task_reply(task)
+
+
+@fn.handler("snoozeTask")
+def snooze(call: Call) -> Reply:
+    ctx = call.context()
+    try:
+        until = call.model(SnoozeIn).until_from(ctx.now)
+    except ValueError as exc:
+        raise invalid([FieldError("until", str(exc))]) from exc
+    remind_at = reminders.snooze(call.runtime.writing_uow(), ctx, call.task_id(), until)
+    return Reply({"task_id": call.task_id(), "remind_at": iso(remind_at)})
+
+
+@fn.handler("putNotificationSettings")
+def put_notification_settings(call: Call) -> Reply:
+    chosen = call.model(NotificationSettingsIn).to_domain(new_webhook_secret)
+    return Reply(settings_json(reminders.save_settings(call.runtime.uow(), call.context(), chosen)))
 
 
 @fn.handler("deleteTask")

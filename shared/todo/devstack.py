@@ -60,6 +60,7 @@ class Stack:
     gateway_port: int = 8080
     pg_port: int = 55432
     kafka_port: int = 9092
+    smtp_port: int = 2525  # where on-reminder's daprd sends mail (the email component)
     functions: tuple[str, ...] = field(default_factory=functions_present)
     children: dict[str, Child] = field(default_factory=dict)
 
@@ -118,6 +119,8 @@ class Stack:
             "TODO_EVENTS": "dapr",
             "TODO_DATA_DIR": str(self.stack_dir / "data"),
             "KAFKA_BROKERS": self.kafka_bootstrap,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.smtp_port),
             "DAPR_HOST_IP": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
         })

@@ -7,8 +7,11 @@ that answers in the cluster.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,9 @@ from starlette.routing import Mount
 from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .adapters.publishers import Subscriber
+from .adapters.publishers import Subscriber, asgi_post
 from .edge.problems import HttpProblem, no_route
-from .routes import HEALTH_PATH, HTTP_FUNCTIONS, SUBSCRIPTIONS, NoRoute, match
+from .routes import HEALTH_PATH, HTTP_FUNCTIONS, SUBSCRIPTIONS, TICKS, NoRoute, Tick, match
 from .runtime import Runtime, set_runtime
 
 log = logging.getLogger(__name__)
@@ -97,13 +100,46 @@ def build_proxy_app(upstreams: dict[str, str]) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
+class Ticker:
+    """The embedded stand-in for Dapr's cron bindings: POST /<tick> to each function on schedule."""
+
+    def __init__(self, ticks: list[tuple[Tick, Any]]) -> None:
+        self.ticks = ticks
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.ticks:
+            self._thread = threading.Thread(target=self._run, name="ticker", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        due = {i: time.monotonic() for i in range(len(self.ticks))}
+        while not self._stop.is_set():
+            for i, (tick, app) in enumerate(self.ticks):
+                if time.monotonic() >= due[i]:
+                    due[i] = time.monotonic() + tick.every_seconds
+                    try:
+                        asyncio.run(asgi_post(app, f"/{tick.name}", b"", None))
+                    except Exception:
+                        log.exception("tick failed", extra={"tick": tick.name})
+            self._stop.wait(max(0.0, min(due.values()) - time.monotonic()))
+
+
 def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR) -> Starlette:
     set_runtime(runtime)
     apps = {name: load_function(name, functions_dir) for name in HTTP_FUNCTIONS}
     for sub in SUBSCRIPTIONS:
         if (functions_dir / sub.function / "main.py").exists():
-            runtime.bus.subscribe(sub.topic, Subscriber(sub.function, load_function(sub.function, functions_dir),
-                                                        sub.path))
+            if sub.function not in apps:
+                apps[sub.function] = load_function(sub.function, functions_dir)
+            runtime.bus.subscribe(sub.topic, Subscriber(sub.function, apps[sub.function], sub.path))
+    ticker = Ticker([(tick, apps[f]) for tick in TICKS for f in tick.functions if f in apps])
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok", "function": "gateway"})
@@ -112,9 +148,11 @@ def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR) -> Starlett
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         runtime.start_relay()  # also sweeps what a previous run committed but did not publish
         runtime.relay.kick()
+        ticker.start()
         try:
             yield
         finally:
+            ticker.stop()
             runtime.close()
 
     routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), Mount("", app=Dispatcher(apps))]

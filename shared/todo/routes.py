@@ -42,6 +42,11 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/tasks/{id}/reopen", "update-task", "reopenTask", "Mark a completed task open again"),
     Route("POST", "/tasks/{id}/skip", "update-task", "skipTask",
           "Close this instance of a recurring task without doing it; the next one follows"),
+    Route("POST", "/tasks/{id}/snooze", "update-task", "snoozeTask", "Remind again later"),
+    Route("GET", "/me/notifications", "query-tasks", "getNotificationSettings",
+          "The caller's notification channels"),
+    Route("PUT", "/me/notifications", "update-task", "putNotificationSettings",
+          "Choose the caller's notification channels"),
 )
 
 HEALTH_PATH = "/healthz"
@@ -85,4 +90,20 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("task-events", "audit-sink"),
     Subscription("reminders", "audit-sink"),
     Subscription("task-events", "on-task-event"),
+    Subscription("reminders", "on-reminder"),
+)
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A scheduled POST /<name> to a function: a Dapr cron binding of that name on the real stack, a
+    Knative PingSource in the cluster, a timer thread in the embedded gateway."""
+
+    name: str
+    functions: tuple[str, ...]
+    every_seconds: float
+
+
+TICKS: tuple[Tick, ...] = (
+    Tick("reminder-scan", ("on-reminder",), 1.0),
 )

@@ -19,6 +19,7 @@ from .settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from .adapters.audit_store import SqlAuditUnitOfWork
+    from .adapters.channels import Channels
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,12 @@ class Runtime:
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)
+
+    @cached_property
+    def channels(self) -> Channels:
+        from .adapters.channels import Channels  # only on-reminder sends notifications
+
+        return Channels(self.settings, self.engine, on_queued=self.relay.kick)
 
     def audit_uow(self) -> SqlAuditUnitOfWork:
         # Imported here: only the functions that touch the audit trail pay for loading it.

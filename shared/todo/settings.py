@@ -51,6 +51,12 @@ class Settings:
     pubsub_name: str = "pubsub"
     outbox_sweep_seconds: float = 5.0
     max_body_bytes: int = 1024 * 1024
+    smtp_host: str | None = None  # embedded default only; the real stack mails through Dapr's binding
+    smtp_port: int = 25
+    mail_from: str = "todo@localhost"
+    email_binding: str = "email"
+    webhook_allow_private: bool = False  # tests on loopback turn it on; never in production
+    webhook_timeout_seconds: float = 5.0
     log_level: str = "INFO"
     dapr_grpc_port: int = 50001
 
@@ -79,6 +85,12 @@ class Settings:
             pubsub_name=env.get("TODO_PUBSUB_NAME", "pubsub"),
             outbox_sweep_seconds=_float(env, "TODO_OUTBOX_SWEEP_SECONDS", 5.0),
             max_body_bytes=_int(env, "TODO_MAX_BODY_BYTES", 1024 * 1024),
+            smtp_host=env.get("TODO_SMTP_HOST") or None,
+            smtp_port=_int(env, "TODO_SMTP_PORT", 25),
+            mail_from=env.get("TODO_MAIL_FROM", "todo@localhost"),
+            email_binding=env.get("TODO_EMAIL_BINDING", "email"),
+            webhook_allow_private=env.get("TODO_WEBHOOK_ALLOW_PRIVATE") == "1",
+            webhook_timeout_seconds=_float(env, "TODO_WEBHOOK_TIMEOUT_SECONDS", 5.0),
             log_level=env.get("TODO_LOG_LEVEL", "INFO").upper(),
             dapr_grpc_port=_int(env, "DAPR_GRPC_PORT", 50001),
         )

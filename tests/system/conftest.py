@@ -23,7 +23,7 @@ SECRET = "system-secret-" + "s" * 40
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(tmp_path_factory.mktemp("stack"), SECRET, base_port=28000, gateway_port=28080,
-                  pg_port=55433, kafka_port=29092)
+                  pg_port=55433, kafka_port=29092, smtp_port=29025)
     try:
         stack.up()
         yield stack

@@ -89,7 +89,8 @@ class InProcessBus:
 
     def publish(self, topic: str, partition_key: str, cloud_event: dict[str, Any]) -> None:
         for subscriber in self._subscribers.get(topic, []):
-            status, body = asyncio.run(_post(subscriber.app, subscriber.path, cloud_event))
+            status, body = asyncio.run(asgi_post(subscriber.app, subscriber.path, json.dumps(cloud_event).encode(),
+                                                 "application/cloudevents+json"))
             verdict = _verdict(status, body)
             if verdict == "RETRY":
                 raise DeliveryFailed(f"{subscriber.name} answered {status} for event {cloud_event['id']}")
@@ -113,13 +114,15 @@ def _verdict(status: int, body: bytes) -> str:
     return str(declared).upper()
 
 
-async def _post(app: ASGIApp, path: str, cloud_event: dict[str, Any]) -> tuple[int, bytes]:
-    body = json.dumps(cloud_event).encode()
+async def asgi_post(app: ASGIApp, path: str, body: bytes, content_type: str | None) -> tuple[int, bytes]:
+    """POST to an ASGI app in this process, as daprd would over HTTP; returns status and body."""
+    headers = [(b"content-length", str(len(body)).encode())]
+    if content_type is not None:
+        headers.append((b"content-type", content_type.encode()))
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
         "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"content-type", b"application/cloudevents+json"),
-                    (b"content-length", str(len(body)).encode())],
+        "headers": headers,
         "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0),
     }
     sent = False

@@ -173,3 +173,44 @@ audit_chain_head = Table(
 
 # Both refuse DELETE and TRUNCATE (the log also UPDATE) through their own triggers.
 AUDIT_TABLES = ("audit_log", "audit_chain_head")
+
+# Reminders (migration 0005): one row per planned reminder of an open task. The scan moves a due
+# row from 'scheduled' to 'triggered' under FOR UPDATE SKIP LOCKED, so it fires once.
+reminders = Table(
+    "reminders",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", String(255), nullable=False),
+    Column("task_id", Id, nullable=False),
+    Column("spec", String(16), nullable=False),  # "0", "1", … (the task's reminder) or "snooze"
+    Column("remind_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # scheduled | triggered | cancelled
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("triggered_at", UTCDateTime, nullable=True),
+    Index("ix_reminders_due", "status", "remind_at"),
+    Index("ix_reminders_task", "task_id", "status"),
+)
+
+notification_settings = Table(
+    "notification_settings",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("settings", Json, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Every attempt on every channel, and the deliveries that succeeded (one per reminder and channel).
+notification_attempts = Table(
+    "notification_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("reminder_id", Id, nullable=False),
+    Column("channel", String(600), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("delivered", Boolean, nullable=False, server_default=false()),
+    Index("ux_notification_delivered", "reminder_id", "channel", unique=True,
+          postgresql_where=text("delivered"), sqlite_where=text("delivered")),
+)

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Engine, Transaction
 
 from .idempotency import claim
 from .outbox import OutboxStore
+from .reminder_store import SqlReminderStore
 from .repository import SqlTaskRepository
 
 
@@ -60,10 +61,12 @@ class SqlUnitOfWork(SqlTransaction):
 
     tasks: SqlTaskRepository
     outbox: OutboxStore
+    reminders: SqlReminderStore
 
     def _bind(self, conn: Connection) -> None:
         self.tasks = SqlTaskRepository(conn)
         self.outbox = OutboxStore(conn)
+        self.reminders = SqlReminderStore(conn)
 
     def claim(self, consumer: str, source: str, event_id: str, now: datetime) -> bool:
         assert self._conn is not None

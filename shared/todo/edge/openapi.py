@@ -18,8 +18,12 @@ from .schemas import (
     Health,
     HistoryQueryIn,
     ListQueryIn,
+    NotificationSettingsIn,
+    NotificationSettingsOut,
     Problem,
     ScopeIn,
+    SnoozeIn,
+    SnoozeOut,
     TagCount,
     TaskOut,
     TaskPage,
@@ -51,6 +55,9 @@ OPERATIONS: dict[str, _Operation] = {
                              conditional=True),
     "deleteTask": _Operation(status=204, query=ScopeIn, conditional=True),
     "skipTask": _Operation(response=TaskOut, etag=True, conditional=True),
+    "snoozeTask": _Operation(SnoozeIn, response=SnoozeOut),
+    "getNotificationSettings": _Operation(response=NotificationSettingsOut),
+    "putNotificationSettings": _Operation(NotificationSettingsIn, response=NotificationSettingsOut),
     "completeTask": _Operation(response=TaskOut, etag=True, conditional=True),
     "reopenTask": _Operation(response=TaskOut, etag=True, conditional=True),
 }
@@ -116,7 +123,8 @@ def _operation(route: Route, op: _Operation) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
     models: list[type[BaseModel]] = [TaskWrite, TaskPatch, TaskOut, TaskPage, TagCount, AuditPage,
-                                     AuditVerification, Problem, Health]
+                                     AuditVerification, SnoozeIn, SnoozeOut, NotificationSettingsIn,
+                                     NotificationSettingsOut, Problem, Health]
     _, schemas = models_json_schema([(m, "validation") for m in models],
                                     ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}

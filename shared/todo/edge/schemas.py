@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,10 +24,12 @@ from pydantic import (
 from ..domain.audit import Occurrence
 from ..domain.durations import parse_duration
 from ..domain.recurrence import Recurrence, normalize_rrule
+from ..domain.reminders import NotificationSettings, Webhook
 from ..domain.task import MAX_REMINDERS, MAX_TAGS, Priority, Reminder, Status, TaskFields, normalize_tags
 from ..service.audit import MAX_LIMIT as MAX_AUDIT_LIMIT
 from ..service.audit import AuditQuery
 from ..service.queries import DEFAULT_SORT, TaskQuery, parse_sort
+from ..service.reminders import Triggered
 from ..service.series import InstanceClosed
 
 PriorityLabel = Literal["high", "medium", "low"]
@@ -405,3 +408,106 @@ def closed_instance(event_id: str, source: str, event_type: str, data: Any) -> I
         return None
     return InstanceClosed(event_id, source, event.event_type, event.user_id, instance.series.id,
                           instance.series.occurrence, instance.due_at, instance.completed_at)
+
+
+# -- reminders and notifications -----------------------------------------------------------------
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$")
+_WEBHOOK_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")
+
+
+class WebhookIn(Strict):
+    url: Annotated[str, Field(max_length=500, pattern=r"^https?://", examples=["https://example.com/hooks/todo"])]
+    secret: Annotated[str | None, Field(description="whsec_<base64>; generated when absent")] = None
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        if value is not None and not _WEBHOOK_SECRET.match(value):
+            raise ValueError("must be whsec_ followed by at least 24 bytes in base64")
+        return value
+
+
+class NotificationSettingsIn(Strict):
+    in_app: bool = True
+    email: Annotated[str | None, Field(max_length=320)] = None
+    webhooks: Annotated[list[WebhookIn], Field(max_length=5)] = []
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError("not an email address")
+        return value
+
+    def to_domain(self, new_secret: Callable[[], str]) -> NotificationSettings:
+        return NotificationSettings(self.in_app, self.email,
+                                    tuple(Webhook(w.url, w.secret or new_secret()) for w in self.webhooks))
+
+
+class WebhookOut(BaseModel):
+    url: str
+    secret: str = Field(description="Verify the webhook-signature header with it (Standard Webhooks)")
+
+
+class NotificationSettingsOut(BaseModel):
+    in_app: bool
+    email: str | None
+    webhooks: list[WebhookOut]
+
+
+def settings_json(settings: NotificationSettings) -> dict[str, Any]:
+    return {"in_app": settings.in_app, "email": settings.email,
+            "webhooks": [{"url": w.url, "secret": w.secret} for w in settings.webhooks]}
+
+
+class SnoozeIn(Strict):
+    """Remind again ``for`` a while from now, or ``until`` an instant."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    for_: Annotated[str | None, Field(alias="for", examples=["PT10M"])] = None
+    until: AwareDatetime | None = None
+
+    @field_validator("for_")
+    @classmethod
+    def _for(cls, value: str | None) -> str | None:
+        return None if value is None else _duration(value)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SnoozeIn:
+        if (self.for_ is None) == (self.until is None):
+            raise ValueError("give exactly one of 'for' or 'until'")
+        return self
+
+    def until_from(self, now: datetime) -> datetime:
+        until = now + parse_duration(self.for_) if self.for_ is not None else self.until
+        assert until is not None
+        if until <= now:
+            raise ValueError("'until' must be in the future")
+        return until.astimezone(UTC)
+
+
+class SnoozeOut(BaseModel):
+    task_id: int
+    remind_at: datetime
+
+
+class TriggeredData(BaseModel):
+    """``data`` of ``dev.todo.reminder.triggered.v1`` as on-reminder needs it."""
+
+    reminder_id: TaskId
+    task_id: TaskId
+    title: Annotated[str, Field(max_length=500)]
+    due_at: AwareDatetime | None = None
+    remind_at: AwareDatetime
+    user_id: UserId
+
+
+def triggered_reminder(event_type: str, data: Any) -> Triggered | None:
+    """The reminder to send; None for ``scheduled`` events; ``ValueError`` for anything else."""
+    if event_type == "dev.todo.reminder.scheduled.v1":
+        return None
+    if event_type != "dev.todo.reminder.triggered.v1":
+        raise ValueError(f"on-reminder does not take {event_type!r} events")
+    t = TriggeredData.model_validate(data)
+    return Triggered(t.reminder_id, t.user_id, t.task_id, t.title, t.due_at, t.remind_at)

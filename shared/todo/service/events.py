@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from ..domain.task import TaskEvent, iso
+from ..domain.task import Task, TaskEvent, iso
 
 TASK_EVENTS_TOPIC = "task-events"
+REMINDERS_TOPIC = "reminders"
+TASK_UPDATES_TOPIC = "task-updates"
 SPEC_VERSION = "1.0"
 
 
@@ -56,5 +59,28 @@ def task_cloud_event(event: TaskEvent, function_name: str) -> OutgoingEvent:
             "datacontenttype": "application/json",
             "partitionkey": user_id,
             "data": event.data(),
+        },
+    )
+
+
+def reminder_cloud_event(kind: str, task: Task, remind_at: datetime, now: datetime,
+                         function_name: str, reminder_id: int | None = None) -> OutgoingEvent:
+    """``dev.todo.reminder.<scheduled|triggered>.v1`` on ``reminders``, with the seed payload."""
+    user_id = task.user_id
+    return OutgoingEvent(
+        topic=REMINDERS_TOPIC,
+        partition_key=user_id,
+        cloud_event={
+            "specversion": SPEC_VERSION,
+            "id": str(uuid.uuid4()),
+            "source": source_of(function_name),
+            "type": f"dev.todo.reminder.{kind}.v1",
+            "subject": str(task.id),
+            "time": iso(now),
+            "datacontenttype": "application/json",
+            "partitionkey": user_id,
+            "data": {"task_id": task.id, "title": task.fields.title, "due_at": iso(task.fields.due_at),
+                     "remind_at": iso(remind_at), "user_id": user_id,
+                     **({"reminder_id": reminder_id} if reminder_id is not None else {})},
         },
     )

@@ -10,8 +10,9 @@ from typing import Literal, Protocol, Self
 
 from ..domain.errors import TaskNotFound, VersionMismatch
 from ..domain.recurrence import Schedule
+from ..domain.reminders import DueReminder, NotificationSettings, PlannedReminder, plan
 from ..domain.task import EventType, Series, SeriesRef, Status, Task, TaskEvent, TaskFields
-from .events import OutgoingEvent, task_cloud_event
+from .events import OutgoingEvent, reminder_cloud_event, task_cloud_event
 from .queries import TaskQuery
 
 
@@ -29,6 +30,19 @@ class TaskRepository(Protocol):
     def tags(self, user_id: str) -> list[tuple[str, int]]: ...
 
 
+class ReminderStore(Protocol):
+    def replan(self, user_id: str, task_id: int, planned: list[PlannedReminder],
+               now: datetime) -> list[PlannedReminder]: ...
+    def cancel(self, task_id: int) -> None: ...
+    def snooze(self, user_id: str, task_id: int, at: datetime, now: datetime) -> None: ...
+    def claim_due(self, now: datetime, limit: int) -> list[DueReminder]: ...
+    def settings(self, user_id: str) -> NotificationSettings: ...
+    def save_settings(self, user_id: str, settings: NotificationSettings, now: datetime) -> None: ...
+    def delivered(self, reminder_id: int, channel: str) -> bool: ...
+    def record_attempt(self, reminder_id: int, channel: str, attempt: int, ok: bool, detail: str | None,
+                       now: datetime) -> bool: ...
+
+
 class Outbox(Protocol):
     def add(self, event: OutgoingEvent, now: datetime) -> None: ...
 
@@ -38,6 +52,8 @@ class UnitOfWork(Protocol):
     def tasks(self) -> TaskRepository: ...
     @property
     def outbox(self) -> Outbox: ...
+    @property
+    def reminders(self) -> ReminderStore: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -159,5 +175,12 @@ def _load(uow: UnitOfWork, ctx: Context, task_id: int, if_match: Collection[int]
 
 
 def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Task) -> None:
+    """The task's event, and its reminders brought in line with it, in the caller's transaction."""
     event = TaskEvent(event_type, task, ctx.now)
     uow.outbox.add(task_cloud_event(event, ctx.function_name), ctx.now)
+    if event_type == "deleted" or task.status is not Status.OPEN:
+        uow.reminders.cancel(task.id)  # snoozes too: nothing reminds of a closed task
+        return
+    for added in uow.reminders.replan(task.user_id, task.id, plan(task, ctx.now), ctx.now):
+        uow.outbox.add(reminder_cloud_event("scheduled", task, added.remind_at, ctx.now, ctx.function_name),
+                       ctx.now)

@@ -1,0 +1,162 @@
+"""Notification channels: in-app (a message on task-updates), email, and signed webhooks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import secrets
+import smtplib
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from ..domain.reminders import NotificationSettings, Webhook
+from ..domain.task import iso
+from ..service.events import SPEC_VERSION, TASK_UPDATES_TOPIC, OutgoingEvent, source_of
+from ..service.reminders import Attempt, Triggered
+from ..settings import Settings
+from .outbox import OutboxStore
+
+WEBHOOK_RETRIES = (0.0, 0.5, 2.0)  # waits before each attempt: finite, with backoff
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def sign_webhook(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks: ``v1,`` + base64(HMAC-SHA256(key, "<id>.<timestamp>.<body>"))."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+class UnsafeTarget(ValueError):
+    """The webhook would reach this machine or a private network."""
+
+
+def check_target(url: str, allow_private: bool) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UnsafeTarget("webhooks must be http(s) URLs with a host")
+    if allow_private:
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except socket.gaierror as exc:
+        raise UnsafeTarget(f"cannot resolve {parts.hostname}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise UnsafeTarget(f"{parts.hostname} resolves to a non-public address ({address})")
+
+
+def message(reminder: Triggered) -> dict[str, Any]:
+    return {"type": "reminder", "task_id": reminder.task_id, "title": reminder.title,
+            "due_at": iso(reminder.due_at), "remind_at": iso(reminder.remind_at), "user_id": reminder.user_id}
+
+
+class Channels:
+    def __init__(self, settings: Settings, engine: Engine, *, sleep: Callable[[float], None] = time.sleep,
+                 dapr_client: Callable[[], Any] | None = None, on_queued: Callable[[], None] | None = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.on_queued = on_queued  # wakes the outbox relay
+        self.sleep = sleep
+        self.dapr_client = dapr_client
+
+    def send(self, channel: str, settings: NotificationSettings, reminder: Triggered) -> list[Attempt]:
+        kind, _, target = channel.partition(":")
+        if kind == "in_app":
+            return [self._in_app(reminder)]
+        if kind == "email":
+            return [self._email(target, reminder)]
+        webhook = next((w for w in settings.webhooks if w.url == target), None)
+        if webhook is None:
+            return [Attempt(False, "the webhook is no longer configured")]
+        return self._webhook(webhook, reminder)
+
+    def _in_app(self, reminder: Triggered) -> Attempt:
+        """A ``reminder`` message for push-update, through the outbox like every other event."""
+        event = OutgoingEvent(TASK_UPDATES_TOPIC, reminder.user_id, {
+            "specversion": SPEC_VERSION, "id": f"reminder-{reminder.reminder_id}",
+            "source": source_of("on-reminder"), "type": "dev.todo.push.reminder.v1",
+            "subject": str(reminder.task_id), "datacontenttype": "application/json",
+            "partitionkey": reminder.user_id, "data": message(reminder)})
+        try:
+            with self.engine.begin() as conn:
+                OutboxStore(conn).add(event, reminder.remind_at)
+        except IntegrityError:  # its fixed event id is queued already: delivered before
+            return Attempt(True, "already queued")
+        except Exception as exc:
+            return Attempt(False, repr(exc))
+        if self.on_queued is not None:
+            self.on_queued()
+        return Attempt(True)
+
+    def _email(self, to: str, reminder: Triggered) -> Attempt:
+        subject = f"Reminder: {reminder.title}"
+        due = f" (due {iso(reminder.due_at)})" if reminder.due_at else ""
+        body = f"{reminder.title}{due}\n"
+        try:
+            if self.settings.events == "dapr":
+                self._dapr().invoke_binding(self.settings.email_binding, "create", body,
+                                            binding_metadata={"emailTo": to, "subject": subject})
+            else:
+                if self.settings.smtp_host is None:
+                    return Attempt(False, "no SMTP server configured (TODO_SMTP_HOST)")
+                mail = EmailMessage()
+                mail["From"], mail["To"], mail["Subject"] = self.settings.mail_from, to, subject
+                mail.set_content(body)
+                with smtplib.SMTP(self.settings.smtp_host, self.settings.smtp_port, timeout=10) as smtp:
+                    smtp.send_message(mail)
+        except Exception as exc:
+            return Attempt(False, repr(exc))
+        return Attempt(True)
+
+    def _webhook(self, webhook: Webhook, reminder: Triggered) -> list[Attempt]:
+        try:
+            check_target(webhook.url, self.settings.webhook_allow_private)
+        except UnsafeTarget as exc:
+            return [Attempt(False, str(exc))]
+        body = json.dumps(message(reminder), separators=(",", ":")).encode()
+        message_id = f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, f'{reminder.reminder_id}:{webhook.url}').hex}"
+        attempts: list[Attempt] = []
+        for wait in WEBHOOK_RETRIES:
+            self.sleep(wait)
+            timestamp = int(time.time())
+            headers = {"content-type": "application/json", "webhook-id": message_id,
+                       "webhook-timestamp": str(timestamp),
+                       "webhook-signature": sign_webhook(webhook.secret, message_id, timestamp, body)}
+            try:
+                response = httpx.post(webhook.url, content=body, headers=headers,
+                                      timeout=self.settings.webhook_timeout_seconds, follow_redirects=False)
+            except httpx.HTTPError as exc:
+                attempts.append(Attempt(False, repr(exc)))
+                continue
+            if 200 <= response.status_code < 300:
+                attempts.append(Attempt(True, f"HTTP {response.status_code}"))
+                return attempts
+            attempts.append(Attempt(False, f"HTTP {response.status_code}"))
+            if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+                return attempts  # the receiver refuses it: retrying will not help
+        return attempts
+
+    def _dapr(self) -> Any:
+        if self.dapr_client is None:
+            from dapr.clients import DaprClient  # gRPC stays off the cold start, as in the publisher
+
+            client = DaprClient(f"127.0.0.1:{self.settings.dapr_grpc_port}")
+            self.dapr_client = lambda: client
+        return self.dapr_client()
