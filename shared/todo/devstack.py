@@ -130,6 +130,15 @@ class Stack:
                         "PORT": str(ports.app)})
         return env
 
+    def app_env(self, function: str) -> dict[str, str]:
+        """A function's own environment: no secrets in it; it reads them from its sidecar's store
+        (dapr-components/secretstore.yaml), which holds them in the sidecar's environment."""
+        env = self.env_for(function)
+        for name in ("TODO_DATABASE_URL", "TODO_JWT_SECRET", "KAFKA_BROKERS", "SMTP_HOST", "SMTP_PORT"):
+            env.pop(name)
+        env["TODO_SECRET_STORE"] = "envstore"  # noqa: S105 (the store's name, not a secret)
+        return env
+
     def start_function(self, function: str, *, app: bool = True, sidecar: bool = True) -> None:
         ports = self.ports(function)
         env = self.env_for(function)
@@ -138,7 +147,7 @@ class Stack:
             self._spawn(f"{function}", [
                 sys.executable, "-m", "functions_framework", "--target", target,
                 "--source", str(ROOT / "functions" / function / "main.py"), "--asgi",
-                "--host", "127.0.0.1", "--port", str(ports.app)], env)
+                "--host", "127.0.0.1", "--port", str(ports.app)], self.app_env(function))
             self._wait_http(f"http://127.0.0.1:{ports.app}/healthz", function, expect=(200,))
         if sidecar:
             self._spawn(f"{function}.daprd", [

@@ -26,10 +26,24 @@ log = logging.getLogger(__name__)
 
 class Runtime:
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        self._given = settings
         self.bus = InProcessBus()
         self._relay_started = False
         self._lock = threading.Lock()
+
+    @property
+    def base_settings(self) -> Settings:
+        """The settings as given, without reaching for secrets (safe on the event loop)."""
+        return self._given
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The given settings, completed from the Dapr secret store when one is named."""
+        if self._given.secret_store is None:
+            return self._given
+        from .adapters.secrets import with_store_secrets
+
+        return with_store_secrets(self._given)
 
     @cached_property
     def engine(self) -> Engine:

@@ -49,6 +49,8 @@ class Settings:
     jwt_leeway_seconds: int = 30
     events: str = "inprocess"  # "inprocess" (embedded) or "dapr" (real stack, cluster)
     pubsub_name: str = "pubsub"
+    secret_store: str | None = None  # read the database URL and JWT secret from this Dapr store
+    dapr_http_port: int = 3500
     outbox_sweep_seconds: float = 5.0
     max_body_bytes: int = 1024 * 1024
     smtp_host: str | None = None  # embedded default only; the real stack mails through Dapr's binding
@@ -83,6 +85,8 @@ class Settings:
             jwt_leeway_seconds=_int(env, "TODO_JWT_LEEWAY_SECONDS", 30),
             events=events,
             pubsub_name=env.get("TODO_PUBSUB_NAME", "pubsub"),
+            secret_store=env.get("TODO_SECRET_STORE") or None,
+            dapr_http_port=_int(env, "DAPR_HTTP_PORT", 3500),
             outbox_sweep_seconds=_float(env, "TODO_OUTBOX_SWEEP_SECONDS", 5.0),
             max_body_bytes=_int(env, "TODO_MAX_BODY_BYTES", 1024 * 1024),
             smtp_host=env.get("TODO_SMTP_HOST") or None,
@@ -100,7 +104,7 @@ class Settings:
 
     @property
     def embedded(self) -> bool:
-        return self.database_url is None
+        return self.database_url is None and self.secret_store is None
 
     @property
     def sqlalchemy_url(self) -> str:

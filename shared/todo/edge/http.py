@@ -148,7 +148,7 @@ class HttpFunction:
             return no_route(exc, path).response()
         runtime = get_runtime()
         try:
-            body = await _read_body(request, runtime.settings.max_body_bytes)
+            body = await _read_body(request, runtime.base_settings.max_body_bytes)
         except HttpProblem as problem:
             return problem.response()
         call = Call(runtime, self.name, route, params, request.query_params, request.headers, body, None)
