@@ -65,7 +65,7 @@ KAFKA_IMAGE = "apache/kafka:4.1.0"
 PRODUCERS: dict[str, tuple[str, ...]] = {
     "task-events": ("create-task", "update-task", "on-task-event"),
     "reminders": ("create-task", "update-task", "on-task-event", "on-reminder"),
-    "task-updates": ("on-reminder",),
+    "task-updates": ("create-task", "update-task", "on-task-event", "on-reminder"),
 }
 
 # Functions that hold WebSockets: public (clients connect to them directly, the gateway proxies plain
@@ -370,7 +370,10 @@ def function_service(fn: Function, sidecar: bool, sidecar_env: dict[str, str] | 
     if fn.routes or fn.websocket:  # only what checks tokens gets the key
         env.append(_secret_env("TODO_JWT_SECRET", APP_SECRET, "TODO_JWT_SECRET"))
     env += [{"name": "TODO_EVENTS", "value": "dapr"}, {"name": "TODO_LOG_LEVEL", "value": "INFO"}]
-    container = {"name": "function", "image": fn.image, "env": env}
+    container: Doc = {"name": "function", "image": fn.image, "env": env}
+    if fn.websocket:  # functions-framework's server routes HTTP only: the module's ASGI app, WebSocket included
+        container["command"] = ["python", "-m", "uvicorn", "main:app", "--app-dir", f"/app/functions/{fn.name}",
+                                "--host", "0.0.0.0", "--port", str(APP_PORT), "--no-access-log"]  # noqa: S104
     return _knative_service(fn.name, fn.kind, public=fn.public, sizing=fn.sizing, container=container,
                             annotations=dapr_annotations(fn.name, sidecar_env) if sidecar else {})
 

@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import httpx
 
-from .routes import HTTP_FUNCTIONS, SUBSCRIPTIONS
+from .routes import HTTP_FUNCTIONS, SUBSCRIPTIONS, WS_FUNCTION
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "stack"
@@ -32,8 +32,8 @@ CACHE = Path(os.environ.get("TODO_CACHE", Path.home() / ".cache" / "todo"))
 
 
 def functions_present() -> tuple[str, ...]:
-    events = tuple(dict.fromkeys(s.function for s in SUBSCRIPTIONS))
-    return tuple(f for f in (*HTTP_FUNCTIONS, *events) if (ROOT / "functions" / f / "main.py").exists())
+    names = dict.fromkeys([*HTTP_FUNCTIONS, *(s.function for s in SUBSCRIPTIONS)])
+    return tuple(f for f in names if (ROOT / "functions" / f / "main.py").exists())
 
 
 @dataclass
@@ -111,7 +111,7 @@ class Stack:
         base = self.base_port + 10 * self.functions.index(function)
         return Ports(base, base + 1, base + 2, base + 3, base + 4)
 
-    def env_for(self, function: str) -> dict[str, str]:
+    def env_for(self, function: str, ports: Ports | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TODO_", "DAPR_"))}
         env.update({
             "TODO_DATABASE_URL": self.database_url,
@@ -124,41 +124,50 @@ class Stack:
             "DAPR_HOST_IP": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
         })
-        if function in self.functions:
+        if ports is None and function in self.functions:
             ports = self.ports(function)
+        if ports is not None:
             env.update({"DAPR_HTTP_PORT": str(ports.dapr_http), "DAPR_GRPC_PORT": str(ports.dapr_grpc),
                         "PORT": str(ports.app)})
         return env
 
-    def app_env(self, function: str) -> dict[str, str]:
+    def app_env(self, function: str, ports: Ports | None = None) -> dict[str, str]:
         """A function's own environment: no secrets in it; it reads them from its sidecar's store
         (dapr-components/secretstore.yaml), which holds them in the sidecar's environment."""
-        env = self.env_for(function)
+        env = self.env_for(function, ports)
         for name in ("TODO_DATABASE_URL", "TODO_JWT_SECRET", "KAFKA_BROKERS", "SMTP_HOST", "SMTP_PORT"):
             env.pop(name)
         env["TODO_SECRET_STORE"] = "envstore"  # noqa: S105 (the store's name, not a secret)
         return env
 
-    def start_function(self, function: str, *, app: bool = True, sidecar: bool = True) -> None:
-        ports = self.ports(function)
-        env = self.env_for(function)
+    def start_function(self, function: str, *, app: bool = True, sidecar: bool = True,
+                       ports: Ports | None = None, name: str | None = None) -> None:
+        """One function and its sidecar; ``ports`` and ``name`` start another replica of it."""
+        ports = ports or self.ports(function)
+        name = name or function
+        env = self.env_for(function, ports)
         if app:
-            target = function.replace("-", "_")
-            self._spawn(f"{function}", [
-                sys.executable, "-m", "functions_framework", "--target", target,
-                "--source", str(ROOT / "functions" / function / "main.py"), "--asgi",
-                "--host", "127.0.0.1", "--port", str(ports.app)], self.app_env(function))
-            self._wait_http(f"http://127.0.0.1:{ports.app}/healthz", function, expect=(200,))
+            self._spawn(name, self.app_command(function, ports.app), self.app_env(function, ports))
+            self._wait_http(f"http://127.0.0.1:{ports.app}/healthz", name, expect=(200,))
         if sidecar:
-            self._spawn(f"{function}.daprd", [
+            self._spawn(f"{name}.daprd", [
                 str(CACHE / "bin" / "daprd"), "--app-id", function, "--app-port", str(ports.app),
                 "--app-protocol", "http", "--dapr-http-port", str(ports.dapr_http),
                 "--dapr-grpc-port", str(ports.dapr_grpc), "--dapr-internal-grpc-port", str(ports.dapr_internal),
                 "--metrics-port", str(ports.metrics), "--resources-path", str(ROOT / "dapr-components"),
                 "--log-as-json", "--log-level", "info", "--dapr-listen-addresses", "127.0.0.1",
                 "--dapr-graceful-shutdown-seconds", "5"], env)
-            self._wait_http(f"http://127.0.0.1:{ports.dapr_http}/v1.0/healthz", f"{function}.daprd",
+            self._wait_http(f"http://127.0.0.1:{ports.dapr_http}/v1.0/healthz", f"{name}.daprd",
                             expect=(204,))
+
+    @staticmethod
+    def app_command(function: str, port: int) -> list[str]:
+        folder = ROOT / "functions" / function
+        if function == WS_FUNCTION:  # its module's own ASGI app: the WebSocket beside the HTTP target
+            return [sys.executable, "-m", "uvicorn", "main:app", "--app-dir", str(folder), "--host", "127.0.0.1",
+                    "--port", str(port), "--no-access-log"]
+        return [sys.executable, "-m", "functions_framework", "--target", function.replace("-", "_"),
+                "--source", str(folder / "main.py"), "--asgi", "--host", "127.0.0.1", "--port", str(port)]
 
     def start_functions(self) -> None:
         for function in self.functions:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import threading
 import time
@@ -26,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .adapters.publishers import Subscriber, asgi_post
 from .edge.problems import HttpProblem, no_route
-from .routes import HEALTH_PATH, HTTP_FUNCTIONS, SUBSCRIPTIONS, TICKS, NoRoute, Tick, match
+from .routes import HEALTH_PATH, HTTP_FUNCTIONS, SUBSCRIPTIONS, TICKS, WS_FUNCTION, WS_PATH, NoRoute, Tick, match
 from .runtime import Runtime, set_runtime
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,15 @@ FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
 
 def load_function(name: str, functions_dir: Path = FUNCTIONS_DIR) -> Any:
+    """A function's ASGI app: functions-framework's, or for push-update the module's own ``app``
+    (the framework's server routes HTTP only; the module mounts its target beside the WebSocket)."""
     source = functions_dir / name / "main.py"
+    if name == WS_FUNCTION:
+        spec = importlib.util.spec_from_file_location(f"{name.replace('-', '_')}_main", source)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.app
     return create_asgi_app(target=name.replace("-", "_"), source=str(source))  # type: ignore[no-untyped-call]
 
 
@@ -43,6 +52,12 @@ class Dispatcher:
         self.apps = apps
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            if scope["path"] == WS_PATH and WS_FUNCTION in self.apps:
+                await self.apps[WS_FUNCTION](scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             return
         try:

@@ -47,9 +47,15 @@ ROUTES: tuple[Route, ...] = (
           "The caller's notification channels"),
     Route("PUT", "/me/notifications", "update-task", "putNotificationSettings",
           "Choose the caller's notification channels"),
+    Route("POST", "/ws/ticket", "push-update", "createWsTicket",
+          "A one-use ticket (30 s) to open /ws where a header cannot carry the token"),
+    Route("GET", "/changes", "push-update", "listChanges",
+          "The caller's change feed after a seq: what /ws?since= replays, over HTTP"),
 )
 
 HEALTH_PATH = "/healthz"
+WS_PATH = "/ws"  # the WebSocket of push-update (not an HTTP route: the gateway passes it through)
+WS_FUNCTION = "push-update"
 OUTBOX_SWEEP_PATH = "/outbox-sweep"  # the name of the cron binding component that ticks it
 HTTP_FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))
 
@@ -91,6 +97,7 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("reminders", "audit-sink"),
     Subscription("task-events", "on-task-event"),
     Subscription("reminders", "on-reminder"),
+    Subscription("task-updates", "push-update"),
 )
 
 

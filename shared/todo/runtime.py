@@ -19,6 +19,7 @@ from .settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from .adapters.audit_store import SqlAuditUnitOfWork
+    from .adapters.change_feed import PushStore
     from .adapters.channels import Channels
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,12 @@ class Runtime:
         from .adapters.channels import Channels  # only on-reminder sends notifications
 
         return Channels(self.settings, self.engine, on_queued=self.relay.kick)
+
+    @cached_property
+    def push_store(self) -> PushStore:
+        from .adapters.change_feed import PushStore  # only push-update reads the feed this way
+
+        return PushStore(self.engine)
 
     def audit_uow(self) -> SqlAuditUnitOfWork:
         # Imported here: only the functions that touch the audit trail pay for loading it.

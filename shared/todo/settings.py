@@ -59,6 +59,7 @@ class Settings:
     email_binding: str = "email"
     webhook_allow_private: bool = False  # tests on loopback turn it on; never in production
     webhook_timeout_seconds: float = 5.0
+    ws_origins: tuple[str, ...] = ("http://localhost:*", "http://127.0.0.1:*")  # browser Origins allowed on /ws
     log_level: str = "INFO"
     dapr_grpc_port: int = 50001
 
@@ -95,6 +96,8 @@ class Settings:
             email_binding=env.get("TODO_EMAIL_BINDING", "email"),
             webhook_allow_private=env.get("TODO_WEBHOOK_ALLOW_PRIVATE") == "1",
             webhook_timeout_seconds=_float(env, "TODO_WEBHOOK_TIMEOUT_SECONDS", 5.0),
+            ws_origins=tuple(o.strip() for o in env.get("TODO_WS_ORIGINS", "http://localhost:*,http://127.0.0.1:*")
+                             .split(",") if o.strip()),
             log_level=env.get("TODO_LOG_LEVEL", "INFO").upper(),
             dapr_grpc_port=_int(env, "DAPR_GRPC_PORT", 50001),
         )

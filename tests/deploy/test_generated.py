@@ -42,30 +42,37 @@ def test_a_hand_edit_of_a_generated_file_is_reported(tmp_path: Path) -> None:
 
 def test_a_new_function_is_a_row_in_the_table_and_a_regenerate(tmp_path: Path) -> None:
     root = _tree(tmp_path)
-    (root / "functions" / "push-update").mkdir()
-    (root / "functions" / "push-update" / "main.py").write_text("")
+    (root / "functions" / "export-tasks").mkdir()
+    (root / "functions" / "export-tasks" / "main.py").write_text("")
     project = deploy.Project(
         root,
-        routes=(*ROUTES, Route("GET", "/ws/tasks", "push-update", "pushUpdates", "Task changes, live")),
-        subscriptions=(*SUBSCRIPTIONS, Subscription("task-updates", "push-update")),
+        routes=(*ROUTES, Route("GET", "/export", "export-tasks", "exportTasks", "Every task as CSV")),
+        subscriptions=(*SUBSCRIPTIONS, Subscription("task-events", "export-tasks")),
     )
     assert "knative/functions.yaml" in deploy.stale(project)
     deploy.write(deploy.render(project), root)
     manifests = checks.load(root)
 
-    push = manifests.services()["push-update"]
-    assert "networking.knative.dev/visibility" not in push["metadata"]["labels"]  # the WebSocket is public
-    assert push["spec"]["template"]["spec"]["timeoutSeconds"] == 600
-    assert manifests.get("KafkaSource", "push-update-task-updates")["spec"]["topics"] == ["task-updates"]
-    assert manifests.get("KafkaSink", "task-updates-dlq")["spec"]["topic"] == "task-updates.dlq"
-    assert checks.gateway_upstreams(manifests)["push-update"] == "http://push-update.todo.svc.cluster.local"
-    assert "dev.local/push-update" in {a["image"] for a in manifests.skaffold()["build"]["artifacts"]}
+    export = manifests.services()["export-tasks"]
+    assert export["metadata"]["labels"]["networking.knative.dev/visibility"] == "cluster-local"
+    assert manifests.get("KafkaSource", "export-tasks-task-events")["spec"]["topics"] == ["task-events"]
+    assert checks.gateway_upstreams(manifests)["export-tasks"] == "http://export-tasks.todo.svc.cluster.local"
+    assert "dev.local/export-tasks" in {a["image"] for a in manifests.skaffold()["build"]["artifacts"]}
     assert checks.schema_problems(manifests) == []
     assert checks.event_problems(manifests, project) == []
     assert checks.function_problems(manifests, project) == []
     assert checks.visibility_problems(manifests, project) == []
-    # task-updates already has its producer (on-reminder's in-app messages).
-    assert checks.producer_report(project, deploy.PRODUCERS, manifests) == ([], {})
+
+
+def test_the_websocket_function_is_public_and_served_as_its_asgi_app(tmp_path: Path) -> None:
+    manifests = checks.load(_tree(tmp_path))
+    push = manifests.services()["push-update"]
+    assert "networking.knative.dev/visibility" not in push["metadata"]["labels"]  # the WebSocket is public
+    assert push["spec"]["template"]["spec"]["timeoutSeconds"] == 600
+    container = push["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][:4] == ["python", "-m", "uvicorn", "main:app"]
+    assert manifests.get("KafkaSource", "push-update-task-updates")["spec"]["topics"] == ["task-updates"]
+    assert manifests.get("KafkaSink", "task-updates-dlq")["spec"]["topic"] == "task-updates.dlq"
 
 
 def test_a_cron_binding_without_a_cluster_schedule_is_refused(tmp_path: Path) -> None:

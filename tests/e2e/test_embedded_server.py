@@ -86,7 +86,7 @@ def test_embedded_server_serves_persists_and_stops_cleanly_on_ctrl_c(server: Ser
     database = Path(server.env["TODO_DATA_DIR"]) / "todo.sqlite3"
     with sqlite3.connect(database) as conn:
         (pending,) = conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
-        (total,) = conn.execute("SELECT count(*) FROM outbox").fetchone()
+        (total,) = conn.execute("SELECT count(*) FROM outbox WHERE topic = 'task-events'").fetchone()
     assert (total, pending) == (1, 0)  # published in-process before the process went away
 
     server.start()  # same data dir: the task and the token's key are still there

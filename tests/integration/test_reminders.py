@@ -205,8 +205,9 @@ def test_every_channel_delivers_once_even_when_the_event_comes_back(
     headers, body = received[0]
     payload = ReferenceVerifier(secret).verify(body, headers)  # the reference implementation agrees
     assert payload["type"] == "reminder" and payload["task_id"] == reminder.task_id
-    in_app = [e for e in events(runtime.engine, "task-updates")]
-    assert len(in_app) == 1 and in_app[0]["data"]["type"] == "reminder"
+    in_app = [e for e in events(runtime.engine, "task-updates") if e["data"]["message"]["type"] == "reminder"]
+    assert len(in_app) == 1
+    assert in_app[0]["data"]["message"]["reminder"]["task_id"] == reminder.task_id
 
 
 def test_a_failing_channel_is_retried_with_backoff_and_blocks_no_other(

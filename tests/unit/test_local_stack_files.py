@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from todo.devstack import Stack, functions_present
+from todo.routes import WS_FUNCTION
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,6 +22,9 @@ def test_dapr_cli_run_file_matches_the_stack_runner(tmp_path: Path) -> None:
         assert (app["appPort"], app["daprHTTPPort"], app["daprGRPCPort"], app["metricsPort"]) == (
             ports.app, ports.dapr_http, ports.dapr_grpc, ports.metrics)
         assert app["appDirPath"] == f"./functions/{name}"
-        assert app["command"][app["command"].index("--target") + 1] == name.replace("-", "_")
+        if name == WS_FUNCTION:  # served as its module's ASGI app
+            assert app["command"][:2] == ["uvicorn", "main:app"]
+        else:
+            assert app["command"][app["command"].index("--target") + 1] == name.replace("-", "_")
         assert str(ports.app) in app["command"]
     assert run_file["common"]["resourcesPath"] == "./dapr-components"

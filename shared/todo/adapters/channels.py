@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,9 +24,10 @@ from sqlalchemy.exc import IntegrityError
 
 from ..domain.reminders import NotificationSettings, Webhook
 from ..domain.task import iso
-from ..service.events import SPEC_VERSION, TASK_UPDATES_TOPIC, OutgoingEvent, source_of
+from ..service.events import push_cloud_event
 from ..service.reminders import Attempt, Triggered
 from ..settings import Settings
+from .change_feed import SqlChangeFeed
 from .outbox import OutboxStore
 
 WEBHOOK_RETRIES = (0.0, 0.5, 2.0)  # waits before each attempt: finite, with backoff
@@ -88,15 +90,15 @@ class Channels:
         return self._webhook(webhook, reminder)
 
     def _in_app(self, reminder: Triggered) -> Attempt:
-        """A ``reminder`` message for push-update, through the outbox like every other event."""
-        event = OutgoingEvent(TASK_UPDATES_TOPIC, reminder.user_id, {
-            "specversion": SPEC_VERSION, "id": f"reminder-{reminder.reminder_id}",
-            "source": source_of("on-reminder"), "type": "dev.todo.push.reminder.v1",
-            "subject": str(reminder.task_id), "datacontenttype": "application/json",
-            "partitionkey": reminder.user_id, "data": message(reminder)})
+        """A ``reminder`` message in the user's change feed, for push-update (one per reminder: the
+        outbox event's id is fixed, so a second attempt rolls back with its number)."""
+        now = datetime.now(UTC)
+        body = {"type": "reminder", "reminder": message(reminder), "time": iso(now)}
         try:
             with self.engine.begin() as conn:
-                OutboxStore(conn).add(event, reminder.remind_at)
+                seq = SqlChangeFeed(conn).append(reminder.user_id, body, now)
+                event = push_cloud_event(reminder.user_id, {**body, "seq": seq}, f"reminder-{reminder.reminder_id}")
+                OutboxStore(conn).add(event, now)
         except IntegrityError:  # its fixed event id is queued already: delivered before
             return Attempt(True, "already queued")
         except Exception as exc:

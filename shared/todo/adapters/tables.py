@@ -214,3 +214,33 @@ notification_attempts = Table(
     Index("ux_notification_delivered", "reminder_id", "channel", unique=True,
           postgresql_where=text("delivered"), sqlite_where=text("delivered")),
 )
+
+# The per-user change feed (migration 0006): every change of a user's tasks, and every in-app
+# reminder, numbered 1, 2, 3 … per user in commit order. push-update replays it to clients that
+# reconnect with ?since=<seq>, and fills any gap in what Kafka brought.
+user_seqs = Table(
+    "user_seqs",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+)
+
+user_changes = Table(
+    "user_changes",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("message", Json, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One-use WebSocket tickets (POST /ws/ticket): stored by hash, taken with a DELETE, any process.
+ws_tickets = Table(
+    "ws_tickets",
+    metadata,
+    Column("ticket_hash", String(64), primary_key=True),
+    Column("user_id", String(255), nullable=False),
+    Column("roles", Json, nullable=False),
+    Column("token_expires_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

@@ -9,6 +9,7 @@ from typing import Self
 
 from sqlalchemy.engine import Connection, Engine, Transaction
 
+from .change_feed import SqlChangeFeed
 from .idempotency import claim
 from .outbox import OutboxStore
 from .reminder_store import SqlReminderStore
@@ -62,11 +63,13 @@ class SqlUnitOfWork(SqlTransaction):
     tasks: SqlTaskRepository
     outbox: OutboxStore
     reminders: SqlReminderStore
+    changes: SqlChangeFeed
 
     def _bind(self, conn: Connection) -> None:
         self.tasks = SqlTaskRepository(conn)
         self.outbox = OutboxStore(conn)
         self.reminders = SqlReminderStore(conn)
+        self.changes = SqlChangeFeed(conn)
 
     def claim(self, consumer: str, source: str, event_id: str, now: datetime) -> bool:
         assert self._conn is not None

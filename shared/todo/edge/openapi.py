@@ -15,6 +15,8 @@ from .schemas import (
     AuditPage,
     AuditQueryIn,
     AuditVerification,
+    ChangesPage,
+    ChangesQueryIn,
     Health,
     HistoryQueryIn,
     ListQueryIn,
@@ -29,6 +31,7 @@ from .schemas import (
     TaskPage,
     TaskPatch,
     TaskWrite,
+    WsTicket,
 )
 
 
@@ -58,6 +61,8 @@ OPERATIONS: dict[str, _Operation] = {
     "snoozeTask": _Operation(SnoozeIn, response=SnoozeOut),
     "getNotificationSettings": _Operation(response=NotificationSettingsOut),
     "putNotificationSettings": _Operation(NotificationSettingsIn, response=NotificationSettingsOut),
+    "createWsTicket": _Operation(response=WsTicket, status=201),
+    "listChanges": _Operation(response=ChangesPage, query=ChangesQueryIn),
     "completeTask": _Operation(response=TaskOut, etag=True, conditional=True),
     "reopenTask": _Operation(response=TaskOut, etag=True, conditional=True),
 }
@@ -95,7 +100,7 @@ def _operation(route: Route, op: _Operation) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     if op.etag:
         ok["headers"] = {"ETag": {"schema": {"type": "string"}}}
-    if op.status == 201:
+    if op.status == 201 and op.etag:  # a created task: where it lives
         ok["headers"]["Location"] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {str(op.status): ok}
     if route.auth:
@@ -124,7 +129,7 @@ def _operation(route: Route, op: _Operation) -> dict[str, Any]:
 def document() -> dict[str, Any]:
     models: list[type[BaseModel]] = [TaskWrite, TaskPatch, TaskOut, TaskPage, TagCount, AuditPage,
                                      AuditVerification, SnoozeIn, SnoozeOut, NotificationSettingsIn,
-                                     NotificationSettingsOut, Problem, Health]
+                                     NotificationSettingsOut, ChangesPage, WsTicket, Problem, Health]
     _, schemas = models_json_schema([(m, "validation") for m in models],
                                     ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}

@@ -511,3 +511,44 @@ def triggered_reminder(event_type: str, data: Any) -> Triggered | None:
         raise ValueError(f"on-reminder does not take {event_type!r} events")
     t = TriggeredData.model_validate(data)
     return Triggered(t.reminder_id, t.user_id, t.task_id, t.title, t.due_at, t.remind_at)
+
+
+# -- push-update ---------------------------------------------------------------------------------
+
+
+class ChangesQueryIn(Strict):
+    """Query parameters of ``GET /changes``."""
+
+    since: Annotated[int, Field(ge=0, le=2**62, description="The last seq you saw (0: from the start)")] = 0
+    limit: Annotated[int, Field(ge=1, le=500)] = 100
+
+
+class PushMessage(BaseModel):
+    """One numbered message of a user's feed, as sent on the WebSocket."""
+
+    model_config = ConfigDict(extra="allow")
+    seq: Annotated[int, Field(strict=True, ge=1)]
+    type: Annotated[str, Field(max_length=50)]
+
+
+class _PushData(BaseModel):
+    user_id: UserId
+    message: PushMessage
+
+
+def push_message(event_type: str, data: Any) -> tuple[str, dict[str, Any]]:
+    """The user and message a task-updates event carries; ``ValueError`` (never retried) otherwise."""
+    if event_type != "dev.todo.push.change.v1":
+        raise ValueError(f"push-update does not take {event_type!r} events")
+    parsed = _PushData.model_validate(data)
+    return parsed.user_id, parsed.message.model_dump()
+
+
+class ChangesPage(BaseModel):
+    items: list[PushMessage]
+    last_seq: int = Field(description="The newest seq of your feed")
+
+
+class WsTicket(BaseModel):
+    ticket: str
+    expires_in: int = Field(description="Seconds; a ticket opens one socket once")

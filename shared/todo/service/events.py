@@ -84,3 +84,21 @@ def reminder_cloud_event(kind: str, task: Task, remind_at: datetime, now: dateti
                      **({"reminder_id": reminder_id} if reminder_id is not None else {})},
         },
     )
+
+
+def push_cloud_event(user_id: str, message: dict[str, Any], event_id: str | None = None) -> OutgoingEvent:
+    """One numbered message of a user's change feed, on ``task-updates`` for push-update."""
+    return OutgoingEvent(
+        topic=TASK_UPDATES_TOPIC,
+        partition_key=user_id,
+        cloud_event={
+            "specversion": SPEC_VERSION,
+            "id": event_id or str(uuid.uuid4()),
+            "source": source_of("change-feed"),
+            "type": "dev.todo.push.change.v1",
+            "subject": user_id,
+            "datacontenttype": "application/json",
+            "partitionkey": user_id,
+            "data": {"user_id": user_id, "message": message},
+        },
+    )

@@ -6,13 +6,13 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from ..domain.errors import TaskNotFound, VersionMismatch
 from ..domain.recurrence import Schedule
 from ..domain.reminders import DueReminder, NotificationSettings, PlannedReminder, plan
-from ..domain.task import EventType, Series, SeriesRef, Status, Task, TaskEvent, TaskFields
-from .events import OutgoingEvent, reminder_cloud_event, task_cloud_event
+from ..domain.task import EventType, Series, SeriesRef, Status, Task, TaskEvent, TaskFields, iso
+from .events import OutgoingEvent, push_cloud_event, reminder_cloud_event, task_cloud_event
 from .queries import TaskQuery
 
 
@@ -43,6 +43,12 @@ class ReminderStore(Protocol):
                        now: datetime) -> bool: ...
 
 
+class ChangeFeed(Protocol):
+    def append(self, user_id: str, message: dict[str, Any], now: datetime) -> int: ...
+    def since(self, user_id: str, after: int, limit: int) -> list[dict[str, Any]]: ...
+    def last(self, user_id: str) -> int: ...
+
+
 class Outbox(Protocol):
     def add(self, event: OutgoingEvent, now: datetime) -> None: ...
 
@@ -54,6 +60,8 @@ class UnitOfWork(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def reminders(self) -> ReminderStore: ...
+    @property
+    def changes(self) -> ChangeFeed: ...
 
     def __enter__(self) -> Self: ...
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -178,6 +186,9 @@ def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Tas
     """The task's event, and its reminders brought in line with it, in the caller's transaction."""
     event = TaskEvent(event_type, task, ctx.now)
     uow.outbox.add(task_cloud_event(event, ctx.function_name), ctx.now)
+    message = {"type": f"task.{event_type}", "task": task.to_json(), "time": iso(ctx.now)}
+    seq = uow.changes.append(task.user_id, message, ctx.now)
+    uow.outbox.add(push_cloud_event(task.user_id, {**message, "seq": seq}), ctx.now)
     if event_type == "deleted" or task.status is not Status.OPEN:
         uow.reminders.cancel(task.id)  # snoozes too: nothing reminds of a closed task
         return

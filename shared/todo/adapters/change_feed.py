@@ -1,0 +1,112 @@
+"""The per-user change feed: numbered in the writer's transaction, read back by push-update."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from ..edge.auth import Principal
+from .tables import user_changes, user_seqs, ws_tickets
+
+
+class SqlChangeFeed:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def append(self, user_id: str, message: dict[str, Any], now: datetime) -> int:
+        """Number the message and keep it; returns its seq. The upsert holds the user's counter row
+        until the transaction ends, so one user's changes get their numbers in commit order."""
+        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(user_seqs).values(user_id=user_id, last_seq=1)
+        stmt = stmt.on_conflict_do_update(index_elements=["user_id"],
+                                          set_={"last_seq": user_seqs.c.last_seq + 1})
+        seq = int(self.conn.execute(stmt.returning(user_seqs.c.last_seq)).scalar_one())
+        self.conn.execute(insert(user_changes).values(user_id=user_id, seq=seq, message={**message, "seq": seq},
+                                                      created_at=now))
+        return seq
+
+    def since(self, user_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            select(user_changes.c.message)
+            .where(user_changes.c.user_id == user_id, user_changes.c.seq > after)
+            .order_by(user_changes.c.seq).limit(limit))
+        return [dict(r[0]) for r in rows]
+
+    def last(self, user_id: str) -> int:
+        row = self.conn.execute(select(user_seqs.c.last_seq).where(user_seqs.c.user_id == user_id)).first()
+        return 0 if row is None else int(row[0])
+
+
+class SqlTickets:
+    """Short-lived, one-use WebSocket tickets: only a hash is kept, and taking one deletes it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def issue(self, ticket_hash: str, user_id: str, roles: list[str], token_expires_at: datetime,
+              expires_at: datetime) -> None:
+        self.conn.execute(delete(ws_tickets).where(ws_tickets.c.expires_at < expires_at - TICKET_SWEEP))
+        self.conn.execute(insert(ws_tickets).values(ticket_hash=ticket_hash, user_id=user_id, roles=roles,
+                                                    token_expires_at=token_expires_at, expires_at=expires_at))
+
+    def take(self, ticket_hash: str, now: datetime) -> tuple[str, list[str], datetime] | None:
+        row = self.conn.execute(
+            delete(ws_tickets).where(ws_tickets.c.ticket_hash == ticket_hash)
+            .returning(ws_tickets.c.user_id, ws_tickets.c.roles, ws_tickets.c.token_expires_at,
+                       ws_tickets.c.expires_at)).first()
+        if row is None or row.expires_at < now:
+            return None
+        return row.user_id, list(row.roles), row.token_expires_at
+
+
+TICKET_SWEEP = timedelta(minutes=10)
+
+
+TICKET_TTL = timedelta(seconds=30)
+
+
+class PushStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def since(self, user_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return SqlChangeFeed(conn).since(user_id, after, limit)
+
+    def last(self, user_id: str) -> int:
+        with self.engine.connect() as conn:
+            return SqlChangeFeed(conn).last(user_id)
+
+    def last_many(self, user_ids: list[str]) -> dict[str, int]:
+        if not user_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(user_seqs.c.user_id, user_seqs.c.last_seq)
+                                .where(user_seqs.c.user_id.in_(user_ids)))
+            return {r.user_id: int(r.last_seq) for r in rows}
+
+    def issue_ticket(self, principal: Principal, now: datetime) -> str:
+        ticket = secrets.token_urlsafe(32)
+        expires = datetime.fromtimestamp(principal.expires_at, UTC)
+        with self.engine.begin() as conn:
+            SqlTickets(conn).issue(_hash(ticket), principal.user_id, sorted(principal.roles), expires, now + TICKET_TTL)
+        return ticket
+
+    def take_ticket(self, ticket: str, now: datetime) -> Principal | None:
+        with self.engine.begin() as conn:
+            found = SqlTickets(conn).take(_hash(ticket), now)
+        if found is None:
+            return None
+        user_id, roles, token_expires_at = found
+        return Principal(user_id, frozenset(roles), int(token_expires_at.timestamp()))
+
+
+def _hash(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+

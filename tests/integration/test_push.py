@@ -1,0 +1,92 @@
+"""Live sync: every change reaches all of its user's sockets, in order, once; nobody else's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from .conftest import Api
+
+
+def bearer(token: str) -> dict[str, Any]:
+    return {"subprotocols": ["bearer", token]}
+
+
+def make(api: Api, title: str) -> int:
+    response = api.post("/tasks", json={"title": title})
+    assert response.status_code == 201
+    return int(response.json()["id"])
+
+
+def test_a_change_reaches_every_socket_of_its_user_in_order(client: TestClient, alice: Api, token: Any) -> None:
+    with client.websocket_connect("/ws", **bearer(token("alice"))) as one, \
+            client.websocket_connect("/ws", **bearer(token("alice"))) as two:
+        task = make(alice, "first")
+        alice.patch(f"/tasks/{task}", json={"title": "second"})
+        for socket in (one, two):
+            got = [socket.receive_json(), socket.receive_json()]
+            assert [(m["seq"], m["type"]) for m in got] == [(1, "task.created"), (2, "task.updated")]
+            assert got[1]["task"]["title"] == "second"
+
+
+def test_no_other_user_ever_receives_it(client: TestClient, alice: Api, bob: Api, token: Any) -> None:
+    with client.websocket_connect("/ws", **bearer(token("bob"))) as bobs:
+        make(alice, "alice's secret")
+        make(bob, "bob's own")
+        message = bobs.receive_json()
+        assert message["task"]["title"] == "bob's own" and message["seq"] == 1
+
+
+def test_reconnecting_with_since_replays_what_was_missed_then_goes_live(
+        client: TestClient, alice: Api, token: Any) -> None:
+    for i in range(3):
+        make(alice, f"t{i}")
+    with client.websocket_connect("/ws?since=1", **bearer(token("alice"))) as socket:
+        assert [socket.receive_json()["seq"] for _ in range(2)] == [2, 3]
+        make(alice, "live")
+        live = socket.receive_json()
+        assert (live["seq"], live["task"]["title"]) == (4, "live")
+
+
+def test_changes_over_http_serve_the_same_feed(alice: Api) -> None:
+    for i in range(3):
+        make(alice, f"t{i}")
+    page = alice.get("/changes", params={"since": 1}).json()
+    assert [m["seq"] for m in page["items"]] == [2, 3] and page["last_seq"] == 3
+    assert alice.get("/changes", params={"since": -1}).status_code == 422
+
+
+@pytest.mark.parametrize("how", ["no token", "forged", "bad origin", "bad since"])
+def test_sockets_are_refused_before_the_upgrade(client: TestClient, token: Any, how: str) -> None:
+    kwargs: dict[str, Any] = {
+        "no token": {},
+        "forged": bearer(token("alice")[:-4] + "AAAA"),
+        "bad origin": {**bearer(token("alice")), "headers": {"origin": "https://evil.example"}},
+        "bad since": bearer(token("alice")),
+    }[how]
+    path = "/ws?since=-3" if how == "bad since" else "/ws"
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(path, **kwargs):
+        pass
+    assert refused.value.code == 1008
+
+
+def test_a_ticket_opens_one_socket_once(client: TestClient, alice: Api) -> None:
+    issued = alice.post("/ws/ticket")
+    assert issued.status_code == 201
+    ticket = issued.json()["ticket"]
+    with client.websocket_connect(f"/ws?ticket={ticket}") as socket:
+        make(alice, "via ticket")
+        assert socket.receive_json()["task"]["title"] == "via ticket"
+    with pytest.raises(WebSocketDisconnect), client.websocket_connect(f"/ws?ticket={ticket}"):
+        pass
+    assert client.post("/ws/ticket").status_code == 401
+
+
+def test_the_socket_closes_when_the_token_expires(client: TestClient, token: Any) -> None:
+    with client.websocket_connect("/ws", **bearer(token("alice", ttl=1))) as socket:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+        assert closed.value.code == 1008

@@ -1,0 +1,61 @@
+"""Two push-update processes on the real stack: a client on each gets every update once, in order."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from todo.devstack import Ports, Stack
+from todo.edge.auth import mint
+from todo.settings import Settings
+
+from .conftest import SECRET
+
+pytestmark = pytest.mark.system
+SECOND = Ports(app=28200, dapr_http=28201, dapr_grpc=28202, dapr_internal=28203, metrics=28204)
+
+
+@pytest.fixture(scope="module")
+def two_replicas(stack: Stack) -> Iterator[tuple[int, int]]:
+    stack.start_function("push-update", ports=SECOND, name="push-update-2")
+    try:
+        yield stack.ports("push-update").app, SECOND.app
+    finally:
+        stack.stop("push-update-2.daprd")
+        stack.stop("push-update-2")
+
+
+def open_socket(port: int, user: str, since: int | None = None) -> ClientConnection:
+    token = mint(Settings(jwt_secret=SECRET), user)
+    query = "" if since is None else f"?since={since}"
+    return connect(f"ws://127.0.0.1:{port}/ws{query}", subprotocols=["bearer", token],  # type: ignore[list-item]
+                   open_timeout=10)
+
+
+def test_a_client_on_each_replica_gets_every_update_once_in_order(
+        stack: Stack, api: Callable[..., httpx.Response], user: str, two_replicas: tuple[int, int]) -> None:
+    first, second = two_replicas
+    with open_socket(first, user, since=0) as one, open_socket(second, user, since=0) as two:
+        ids = [api("POST", "/tasks", user, json={"title": f"t{i}"}).json()["id"] for i in range(6)]
+        for socket in (one, two):
+            got = [json.loads(socket.recv(timeout=30)) for _ in range(6)]
+            assert [m["seq"] for m in got] == [1, 2, 3, 4, 5, 6]
+            assert [m["task"]["id"] for m in got] == ids
+        with pytest.raises(TimeoutError):  # and nothing twice
+            one.recv(timeout=2)
+
+
+def test_a_reconnecting_client_gets_what_it_missed(stack: Stack, api: Callable[..., httpx.Response], user: str,
+                                                   two_replicas: tuple[int, int]) -> None:
+    first, second = two_replicas
+    with open_socket(first, user, since=0) as socket:
+        api("POST", "/tasks", user, json={"title": "seen"})
+        assert json.loads(socket.recv(timeout=30))["seq"] == 1
+    api("POST", "/tasks", user, json={"title": "missed"})
+    with open_socket(second, user, since=1) as socket:
+        message = json.loads(socket.recv(timeout=30))
+        assert (message["seq"], message["task"]["title"]) == (2, "missed")
