@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from ..edge.auth import Principal
+from ..domain.principal import Principal
 from .tables import user_changes, user_seqs, ws_tickets
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
+from ..domain.principal import Principal
 from ..settings import Settings
+
+__all__ = ["Principal", "TokenVerifier", "Unauthorized", "mint"]
 
 ROLES = frozenset({"user", "admin", "auditor"})
 HMAC_ALGORITHMS = ["HS256"]
@@ -23,16 +25,6 @@ class Unauthorized(Exception):
         super().__init__(detail)
         self.detail = detail
         self.error = error
-
-
-@dataclass(frozen=True)
-class Principal:
-    user_id: str
-    roles: frozenset[str]
-    expires_at: int
-
-    def has(self, role: str) -> bool:
-        return role in self.roles
 
 
 class TokenVerifier:
