@@ -130,8 +130,10 @@ async def websocket_endpoint(socket: WebSocket, runtime: Runtime) -> None:
         await socket.close(code=POLICY_VIOLATION, reason="since must be a seq you received")
         return
     store = runtime.push_store
-    await socket.accept(subprotocol=subprotocol)
+    # Read before the upgrade completes: every change committed once the client holds an open socket
+    # has a higher seq, so none of them can be taken for one it already had.
     start = int(since_raw) if since_raw is not None else await run_in_threadpool(store.last, principal.user_id)
+    await socket.accept(subprotocol=subprotocol)
     connection = Connection(socket, principal.user_id, start)
     HUB.add(connection)
     HUB.ensure_poller(store)
