@@ -46,3 +46,10 @@ unit: venv
 clean:
 	scripts/stack/postgres.sh clean || true
 	rm -rf $(VENV) .data .stack .mypy_cache .ruff_cache .pytest_cache
+
+## bench: every benchmark beside its baseline at full size (not part of test); BENCH="p1 p4 --quick" to choose
+BENCH ?=
+.PHONY: bench
+bench: venv
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench $(BENCH)

@@ -1,0 +1,128 @@
+"""P2 create-task throughput and latency at 8 and 32 concurrent clients on PostgreSQL (JWT, validation,
+insert + outbox, commit), against pgbench running an INSERT+COMMIT transaction of the same rows at the same
+concurrency; alternating runs. M1: the peak RSS (VmHWM) of the create-task process tree under that load.
+
+create-task runs as on the real stack: its process (app_command/app_env, secrets from its daprd's store)
+next to its daprd, Kafka up, so the outbox relay publishes while it is loaded. Clients call the
+function's port directly (not the gateway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from todo.devstack import Stack
+
+from .common import Row, engines, headers, make_stack, median, pct, pg_bin, tree_pids, vm_hwm_kib
+
+FUNCTION = "create-task"
+BODY = {"title": "Benchmark task", "description": "A task created by the P2 benchmark, of a typical size. " * 3,
+        "priority": "high", "tags": ["bench", "load"], "due_at": "2030-01-01T09:00:00Z", "timezone": "Europe/Paris"}
+
+PGBENCH_SCRIPT = """\
+BEGIN;
+INSERT INTO tasks (user_id, title, description, status, priority, tags, due_at, timezone, recurrence, reminders,
+  created_at, updated_at, version) VALUES ('pgbench-' || :client_id, 'Benchmark task',
+  repeat('A task created by the P2 benchmark, of a typical size. ', 3), 'open', 3, '["bench", "load"]',
+  '2030-01-01T09:00:00Z', 'Europe/Paris', NULL, '[]', now(), now(), 1);
+INSERT INTO task_tags (task_id, tag, user_id) VALUES (lastval(), 'bench', 'pgbench-' || :client_id),
+  (lastval(), 'load', 'pgbench-' || :client_id);
+INSERT INTO outbox (event_id, topic, partition_key, payload, created_at) VALUES
+  (md5(random()::text || clock_timestamp()::text), 'task-events', 'pgbench-' || :client_id,
+   repeat('x', 900), now()),
+  (md5(random()::text || clock_timestamp()::text), 'task-updates', 'pgbench-' || :client_id,
+   repeat('x', 900), now());
+COMMIT;
+"""
+
+
+async def _load(url: str, clients: int, seconds: float) -> tuple[float, list[float], int]:
+    """``clients`` closed-loop clients for ``seconds``: (requests/s, latencies in ms, errors)."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        auth = [headers(f"bench-p2-{i}") for i in range(clients)]
+        end = time.perf_counter() + seconds
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            while time.perf_counter() < end:
+                start = time.perf_counter()
+                response = await client.post(url, json=BODY, headers=auth[i])
+                if response.status_code == 201:
+                    latencies.append((time.perf_counter() - start) * 1000)
+                else:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(clients)))
+        elapsed = time.perf_counter() - began
+    return len(latencies) / elapsed, latencies, errors
+
+
+def _pgbench(stack: Stack, clients: int, seconds: int, work: Path) -> tuple[float, list[float]]:
+    script = work / "insert.sql"
+    script.write_text(PGBENCH_SCRIPT)
+    logs = work / f"log-{clients}-{time.monotonic_ns()}"
+    logs.mkdir()
+    out = subprocess.run([pg_bin("pgbench"), "-n", "-M", "prepared", "-h", "127.0.0.1", "-p", str(stack.pg_port),
+                          "-U", "todo", "-c", str(clients), "-j", "2", "-T", str(seconds), "-f", str(script),
+                          "-l", "--log-prefix", str(logs / "tx"), "todo"],
+                         check=True, capture_output=True, text=True).stdout
+    found = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    assert found, out
+    latencies = [int(line.split()[2]) / 1000 for f in logs.iterdir() for line in f.read_text().splitlines()]
+    return float(found.group(1)), latencies
+
+
+def run(quick: bool = False) -> list[Row]:
+    seconds = 3 if quick else 10
+    repeats = 5
+    stack = make_stack("p2", (FUNCTION,))
+    rows: list[Row] = []
+    with engines(stack, kafka=True), tempfile.TemporaryDirectory(prefix="bench-p2-") as tmp:
+        stack.start_function(FUNCTION)
+        url = f"http://127.0.0.1:{stack.ports(FUNCTION).app}/tasks"
+        asyncio.run(_load(url, 8, 1.0))  # warm-up: connections, JIT-less caches, first outbox relay
+        pid = stack.children[FUNCTION].proc.pid
+        for clients in (8, 32):
+            app_tps, app_lat, base_tps, base_lat, errors = [], [], [], [], 0
+            for _ in range(repeats):  # alternate: app, pgbench, app, pgbench…
+                tps, lat, err = asyncio.run(_load(url, clients, seconds))
+                app_tps.append(tps)
+                app_lat.extend(lat)
+                errors += err
+                tps, lat = _pgbench(stack, clients, seconds, Path(tmp))
+                base_tps.append(tps)
+                base_lat.extend(lat)
+            share = median(app_tps) / median(base_tps)
+            rows.append(Row(
+                id="P2", what=f"create-task, {clients} clients",
+                measured={"tps": round(median(app_tps), 1), "p50_ms": round(pct(app_lat, 50), 1),
+                          "p99_ms": round(pct(app_lat, 99), 1), "errors": errors,
+                          "runs_tps": [round(t, 1) for t in app_tps]},
+                baseline={"what": "pgbench INSERT+COMMIT", "tps": round(median(base_tps), 1),
+                          "p50_ms": round(pct(base_lat, 50), 2), "p99_ms": round(pct(base_lat, 99), 2),
+                          "runs_tps": [round(t, 1) for t in base_tps]},
+                ratio=round(share, 3), ratio_text=f"{share:.1%} of pgbench tps", target="≥ 33%", met=share >= 0.33,
+                samples={f"create-task c={clients}": app_lat, f"pgbench c={clients}": base_lat}))
+            print(f"P2 c={clients}: {median(app_tps):.0f} tps (p50 {pct(app_lat, 50):.1f} ms, p99 "
+                  f"{pct(app_lat, 99):.1f} ms) vs pgbench {median(base_tps):.0f} tps = {share:.1%}", flush=True)
+        per_pid = {p: vm_hwm_kib(p) for p in tree_pids(pid)}
+        peak = max(per_pid.values()) / 1024
+        rows.append(Row(
+            id="M1", what=f"peak RSS {FUNCTION} under P2 load",
+            measured={"max_vmhwm_mib": round(peak, 1), "tree_sum_mib": round(sum(per_pid.values()) / 1024, 1),
+                      "processes": len(per_pid)},
+            target="≤ 150 MiB", met=peak <= 150,
+            notes=["VmHWM of each process of the function's tree; the largest is compared with the target"]))
+        print(f"M1 {FUNCTION}: VmHWM {per_pid} KiB", flush=True)
+    return rows

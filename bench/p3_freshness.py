@@ -1,0 +1,167 @@
+"""P3 freshness: POST /tasks → the WebSocket push, through real Kafka and daprd (create-task's outbox relay →
+its daprd → Kafka task-updates → push-update's daprd → push-update → the socket), at a steady 100 creates/s
+(60 s; --quick 10 s), p50/p99 from the POST being sent to the push arriving. Baseline: a raw Kafka
+produce→consume probe at the same rate (confluent_kafka, its own topic). Alternating segments."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+
+import httpx
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from websockets.sync.client import connect
+
+from todo.devstack import Stack
+
+from .common import Row, engines, headers, make_stack, median, pct, token
+
+FUNCTIONS = ("create-task", "push-update")
+RATE = 100.0
+USERS = 4
+PROBE_TOPIC = "bench-probe"
+
+
+def _segment_app(stack: Stack, seconds: float) -> tuple[list[float], int]:
+    """Latencies (ms) of one segment of creates at RATE/s, and how many pushes never came."""
+    users = [f"bench-p3-{uuid.uuid4().hex[:8]}" for _ in range(USERS)]
+    sent: dict[int, float] = {}
+    got: dict[int, float] = {}
+    ws_port = stack.ports("push-update").app
+    sockets = [connect(f"ws://127.0.0.1:{ws_port}/ws", subprotocols=["bearer", token(u)],  # type: ignore[list-item]
+                       open_timeout=10) for u in users]
+    stop = threading.Event()
+
+    def read(socket: object) -> None:
+        while not stop.is_set():
+            try:
+                message = json.loads(socket.recv(timeout=0.5))  # type: ignore[attr-defined]
+            except TimeoutError:
+                continue
+            except Exception:
+                return
+            got.setdefault(message["task"]["id"], time.perf_counter())
+
+    readers = [threading.Thread(target=read, args=(s,), daemon=True) for s in sockets]
+    for reader in readers:
+        reader.start()
+    url = f"http://127.0.0.1:{stack.ports('create-task').app}/tasks"
+
+    async def post_all() -> int:
+        errors = 0
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
+            auth = [headers(u) for u in users]
+
+            async def one(i: int) -> None:
+                nonlocal errors
+                start = time.perf_counter()
+                try:
+                    response = await client.post(url, json={"title": f"fresh {i}"}, headers=auth[i % USERS])
+                except httpx.HTTPError:  # counted, not fatal: an overloaded function may drop a connection
+                    errors += 1
+                    return
+                if response.status_code == 201:
+                    sent[response.json()["id"]] = start
+                else:
+                    errors += 1
+
+            pending = []
+            began = time.perf_counter()
+            for i in range(int(seconds * RATE)):
+                await asyncio.sleep(max(0.0, began + i / RATE - time.perf_counter()))
+                pending.append(asyncio.create_task(one(i)))
+            await asyncio.gather(*pending)
+        return errors
+
+    errors = asyncio.run(post_all())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not set(sent) <= set(got):
+        time.sleep(0.1)
+    stop.set()
+    for reader in readers:
+        reader.join()
+    for socket in sockets:
+        socket.close()
+    latencies = [(got[i] - t) * 1000 for i, t in sent.items() if i in got]
+    return latencies, errors + len(set(sent) - set(got))
+
+
+def _segment_kafka(stack: Stack, seconds: float) -> tuple[list[float], int]:
+    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap, "linger.ms": 0})
+    consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "latest", "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+    assigned = threading.Event()
+    consumer.subscribe([PROBE_TOPIC], on_assign=lambda c, p: assigned.set())
+    got: dict[str, float] = {}
+    sent: dict[str, float] = {}
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            message = consumer.poll(0.1)
+            if message is not None and message.error() is None:
+                got.setdefault(message.key().decode(), time.perf_counter())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assigned.wait(30)
+    time.sleep(1.0)  # the consumer positioned at the end of each partition
+    began = time.perf_counter()
+    for i in range(int(seconds * RATE)):
+        time.sleep(max(0.0, began + i / RATE - time.perf_counter()))
+        key = uuid.uuid4().hex
+        sent[key] = time.perf_counter()
+        producer.produce(PROBE_TOPIC, key=key, value=json.dumps({"title": f"fresh {i}"}).encode())
+        producer.poll(0)
+    producer.flush(10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not set(sent) <= set(got):
+        time.sleep(0.05)
+    stop.set()
+    reader.join()
+    consumer.close()
+    return [(got[k] - t) * 1000 for k, t in sent.items() if k in got], len(set(sent) - set(got))
+
+
+def run(quick: bool = False) -> list[Row]:
+    total = 10.0 if quick else 60.0
+    repeats = 5
+    stack = make_stack("p3", FUNCTIONS)
+    with engines(stack, kafka=True):
+        for function in FUNCTIONS:
+            stack.start_function(function)
+        admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+        for future in admin.create_topics([NewTopic(PROBE_TOPIC, 3, 1)]).values():
+            try:
+                future.result(30)
+            except Exception as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise
+        del admin
+        _segment_app(stack, 1.0)  # warm-up: subscription, connections
+        app: list[float] = []
+        raw: list[float] = []
+        app_p99, raw_p99, lost = [], [], 0
+        for _ in range(repeats):  # alternate: app segment, Kafka probe segment…
+            lat, missing = _segment_app(stack, total / repeats)
+            app.extend(lat)
+            app_p99.append(pct(lat, 99))
+            lost += missing
+            lat, _ = _segment_kafka(stack, total / repeats)
+            raw.extend(lat)
+            raw_p99.append(pct(lat, 99))
+        ratio = pct(app, 99) / pct(raw, 99)
+        print(f"P3: app p50 {pct(app, 50):.1f} p99 {pct(app, 99):.1f} ms (missing {lost}); Kafka p50 "
+              f"{pct(raw, 50):.1f} p99 {pct(raw, 99):.1f} ms = {ratio:.2f}x", flush=True)
+        return [Row(
+            id="P3", what=f"freshness POST→WebSocket push, {RATE:.0f}/s for {total:.0f} s",
+            measured={"p50_ms": round(pct(app, 50), 1), "p99_ms": round(pct(app, 99), 1), "pushes": len(app),
+                      "missing_or_failed": lost, "median_segment_p99_ms": round(median(app_p99), 1)},
+            baseline={"what": "raw Kafka produce→consume", "p50_ms": round(pct(raw, 50), 1),
+                      "p99_ms": round(pct(raw, 99), 1)},
+            ratio=round(ratio, 2), ratio_text=f"{ratio:.1f}x Kafka p99", target="p99 ≤ 5x", met=ratio <= 5,
+            samples={"POST→push": app, "Kafka produce→consume": raw})]
