@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from todo.adapters.channels import new_webhook_secret
 from todo.domain.errors import FieldError
-from todo.domain.task import iso
+from todo.domain.task import Task, iso
 from todo.edge.http import Call, HttpFunction, Reply
 from todo.edge.problems import invalid
 from todo.edge.schemas import NotificationSettingsIn, ScopeIn, SnoozeIn, settings_json
@@ -27,28 +30,26 @@ def update(call: Call) -> Reply:
     return task_reply(task)
 
 
-@fn.handler("completeTask")
-def complete(call: Call) -> Reply:
+def transition(call: Call, step: Callable[[Task, datetime], Task]) -> Reply:
     ctx = call.context()
-    task = tasks.change_task(call.runtime.writing_uow(), ctx, call.task_id(), lambda t: t.complete(ctx.now),
+    task = tasks.change_task(call.runtime.writing_uow(), ctx, call.task_id(), lambda t: step(t, ctx.now),
                              call.if_match())
     return task_reply(task)
+
+
+@fn.handler("completeTask")
+def complete(call: Call) -> Reply:
+    return transition(call, Task.complete)
 
 
 @fn.handler("reopenTask")
 def reopen(call: Call) -> Reply:
-    ctx = call.context()
-    task = tasks.change_task(call.runtime.writing_uow(), ctx, call.task_id(), lambda t: t.reopen(ctx.now),
-                             call.if_match())
-    return task_reply(task)
+    return transition(call, Task.reopen)
 
 
 @fn.handler("skipTask")
 def skip(call: Call) -> Reply:
-    ctx = call.context()
-    task = tasks.change_task(call.runtime.writing_uow(), ctx, call.task_id(), lambda t: t.skip(ctx.now),
-                             call.if_match())
-    return task_reply(task)
+    return transition(call, Task.skip)
 
 
 @fn.handler("snoozeTask")

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from standardwebhooks import Webhook as ReferenceVerifier
 
+from tests.smtp_inbox import Inbox
 from todo.adapters.channels import Channels, new_webhook_secret
 from todo.adapters.tables import notification_attempts, outbox, reminders
 from todo.domain.task import Reminder, TaskFields
@@ -125,15 +126,6 @@ def test_notification_settings_round_trip_and_secrets_are_generated(alice: Api, 
 
 
 # -- channels, for real: an SMTP server and an HTTP receiver on loopback ---------------------------
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
 
 
 @pytest.fixture

@@ -12,20 +12,12 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.smtp_inbox import Inbox
 from todo.devstack import Stack
 
 from .conftest import cloud_events, eventually, read_topic
 
 pytestmark = pytest.mark.system
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
 
 
 @pytest.fixture
