@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,12 +33,15 @@ class Recorder:
         self.events: list[tuple[str, str, dict[str, Any]]] = []
         self.fail_times = fail_times
 
-    def publish(self, topic: str, partition_key: str, cloud_event: dict[str, Any]) -> None:
+        self.requests: list[tuple[str, int]] = []
+
+    def publish_many(self, topic: str, messages: Sequence[tuple[str, dict[str, Any]]]) -> None:
         if self.fail_times > 0:
             self.fail_times -= 1
             raise ConnectionError("broker unreachable")
+        self.requests.append((topic, len(messages)))
         if topic == "task-events":  # each change also numbers a message for push-update (test_push)
-            self.events.append((topic, partition_key, cloud_event))
+            self.events.extend((topic, partition_key, cloud_event) for partition_key, cloud_event in messages)
 
 
 def rows(engine: Engine, topic: str = "task-events") -> list[Any]:
@@ -85,8 +89,21 @@ def test_relay_publishes_in_order_and_marks_rows(runtime: Runtime, engine: Engin
     assert relay.pending() == 10  # each change: its task event and its push-update message
     assert relay.drain() == 10
     assert [e[2]["data"]["task_data"]["title"] for e in recorder.events] == [f"t{i}" for i in range(5)]
+    # One request per topic per batch of two rows (a task event and its push message), not per row.
+    assert recorder.requests == [("task-events", 1), ("task-updates", 1)] * 5
     assert relay.pending() == 0 and relay.drain() == 0
     assert all(r.published_at is not None for r in rows(engine))
+
+
+def test_a_batch_goes_out_as_one_request_per_topic_in_commit_order(runtime: Runtime, engine: Engine) -> None:
+    ctx = Context("alice", "create-task", datetime.now(UTC))
+    for i in range(7):
+        service.create_task(runtime.uow(), ctx, TaskFields(title=f"t{i}"))
+    recorder = Recorder()
+    assert OutboxRelay(engine, recorder, batch=500).drain() == 14
+    assert recorder.requests == [("task-events", 7), ("task-updates", 7)]
+    assert [e[2]["data"]["task_data"]["title"] for e in recorder.events] == [f"t{i}" for i in range(7)]
+    assert all(r.published_at is not None for r in rows(engine) + rows(engine, "task-updates"))
 
 
 def test_publish_failure_keeps_rows_and_the_next_sweep_sends_them_with_the_same_ids(

@@ -98,7 +98,7 @@ class Channels:
             with self.engine.begin() as conn:
                 seq = SqlChangeFeed(conn).append(reminder.user_id, body, now)
                 event = push_cloud_event(reminder.user_id, {**body, "seq": seq}, f"reminder-{reminder.reminder_id}")
-                OutboxStore(conn).add(event, now)
+                OutboxStore(conn).add([event], now)
         except IntegrityError:  # its fixed event id is queued already: delivered before
             return Attempt(True, "already queued")
         except Exception as exc:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..settings import Settings
-from .outbox import Publisher
+from .outbox import Message, Publisher
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +38,31 @@ class DaprPublisher:
             self._client = DaprClient(f"127.0.0.1:{self.settings.dapr_grpc_port}")
         return self._client
 
-    def publish(self, topic: str, partition_key: str, cloud_event: dict[str, Any]) -> None:
-        self._connect().publish_event(
-            pubsub_name=self.settings.pubsub_name,
-            topic_name=topic,
-            data=json.dumps(cloud_event, separators=(",", ":")),
-            data_content_type="application/cloudevents+json",
-            publish_metadata={
-                "partitionKey": partition_key,
-                "cloudevent.id": str(cloud_event["id"]),
-                "cloudevent.source": str(cloud_event["source"]),
-                "cloudevent.type": str(cloud_event["type"]),
-                "content-type": "application/cloudevents+json",
-            },
-        )
+    def publish_many(self, topic: str, messages: Sequence[Message]) -> None:
+        """One bulk request: daprd hands the whole batch to the Kafka producer at once."""
+        from dapr.clients import BulkPublishEntry
+
+        entries = [
+            BulkPublishEntry(
+                event=json.dumps(cloud_event, separators=(",", ":")),
+                content_type="application/cloudevents+json",
+                entry_id=str(index),
+                metadata={
+                    "partitionKey": partition_key,
+                    "cloudevent.id": str(cloud_event["id"]),
+                    "cloudevent.source": str(cloud_event["source"]),
+                    "cloudevent.type": str(cloud_event["type"]),
+                    "content-type": "application/cloudevents+json",
+                },
+            )
+            for index, (partition_key, cloud_event) in enumerate(messages)
+        ]
+        response = self._connect().publish_events(
+            pubsub_name=self.settings.pubsub_name, topic_name=topic, data=entries)
+        if response.failed_entries:
+            first = response.failed_entries[0]
+            raise PublishFailed(f"{len(response.failed_entries)} of {len(entries)} events not published "
+                                f"to {topic}: {first.error}")
 
     def close(self) -> None:
         if self._client is not None:
@@ -66,6 +77,10 @@ class Subscriber:
     name: str
     app: ASGIApp
     path: str = "/"
+
+
+class PublishFailed(RuntimeError):
+    pass
 
 
 class DeliveryFailed(RuntimeError):
@@ -87,7 +102,11 @@ class InProcessBus:
     def subscribe(self, topic: str, subscriber: Subscriber) -> None:
         self._subscribers.setdefault(topic, []).append(subscriber)
 
-    def publish(self, topic: str, partition_key: str, cloud_event: dict[str, Any]) -> None:
+    def publish_many(self, topic: str, messages: Sequence[Message]) -> None:
+        for _, cloud_event in messages:
+            self.publish(topic, cloud_event)
+
+    def publish(self, topic: str, cloud_event: dict[str, Any]) -> None:
         for subscriber in self._subscribers.get(topic, []):
             status, body = asyncio.run(asgi_post(subscriber.app, subscriber.path, json.dumps(cloud_event).encode(),
                                                  "application/cloudevents+json"))

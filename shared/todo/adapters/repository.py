@@ -113,9 +113,9 @@ class SqlTaskRepository:
         self.conn.execute(delete(tasks).where(tasks.c.id == task.id, tasks.c.user_id == task.user_id))
 
     def _write_tags(self, task_id: int, user_id: str, tags: Sequence[str]) -> None:
-        if tags:
+        if tags:  # one multi-row VALUES: the driver would send an executemany row by row
             self.conn.execute(
-                insert(task_tags), [{"task_id": task_id, "tag": t, "user_id": user_id} for t in tags]
+                insert(task_tags).values([{"task_id": task_id, "tag": t, "user_id": user_id} for t in tags])
             )
 
     # -- reads --------------------------------------------------------------------------------------

@@ -49,12 +49,15 @@ def scan(uow: UnitOfWork, function_name: str, now: datetime, limit: int = 1000) 
     """Trigger every due reminder; safe with duplicate ticks and concurrent scanners."""
     with uow:
         due = uow.reminders.claim_due(now, limit)
+        events = []
         for reminder in due:
             task = uow.tasks.get(reminder.user_id, reminder.task_id)
             if task is None or task.status is not Status.OPEN:
                 continue
-            uow.outbox.add(reminder_cloud_event("triggered", task, reminder.remind_at, now, function_name,
-                                                reminder_id=reminder.id), now)
+            events.append(reminder_cloud_event("triggered", task, reminder.remind_at, now, function_name,
+                                               reminder_id=reminder.id))
+        if events:
+            uow.outbox.add(events, now)
         uow.commit()
     if due:
         log.info("reminders triggered", extra={"count": len(due)})
@@ -88,7 +91,7 @@ def snooze(uow: UnitOfWork, ctx: Context, task_id: int, until: datetime) -> date
         if task is None:
             raise TaskNotFound(task_id)
         uow.reminders.snooze(task.user_id, task.id, until, ctx.now)
-        uow.outbox.add(reminder_cloud_event("scheduled", task, until, ctx.now, ctx.function_name), ctx.now)
+        uow.outbox.add([reminder_cloud_event("scheduled", task, until, ctx.now, ctx.function_name)], ctx.now)
         uow.commit()
     return until
 

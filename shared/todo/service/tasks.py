@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from types import TracebackType
@@ -50,7 +50,7 @@ class ChangeFeed(Protocol):
 
 
 class Outbox(Protocol):
-    def add(self, event: OutgoingEvent, now: datetime) -> None: ...
+    def add(self, events: Sequence[OutgoingEvent], now: datetime) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -184,14 +184,17 @@ def _load(uow: UnitOfWork, ctx: Context, task_id: int, if_match: Collection[int]
 
 def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Task) -> None:
     """The task's event, and its reminders brought in line with it, in the caller's transaction."""
-    event = TaskEvent(event_type, task, ctx.now)
-    uow.outbox.add(task_cloud_event(event, ctx.function_name), ctx.now)
     message = {"type": f"task.{event_type}", "task": task.to_json(), "time": iso(ctx.now)}
     seq = uow.changes.append(task.user_id, message, ctx.now)
-    uow.outbox.add(push_cloud_event(task.user_id, {**message, "seq": seq}), ctx.now)
+    events = [task_cloud_event(TaskEvent(event_type, task, ctx.now), ctx.function_name),
+              push_cloud_event(task.user_id, {**message, "seq": seq})]
     if event_type == "deleted" or task.status is not Status.OPEN:
         uow.reminders.cancel(task.id)  # snoozes too: nothing reminds of a closed task
-        return
-    for added in uow.reminders.replan(task.user_id, task.id, plan(task, ctx.now), ctx.now):
-        uow.outbox.add(reminder_cloud_event("scheduled", task, added.remind_at, ctx.now, ctx.function_name),
-                       ctx.now)
+    else:
+        planned = plan(task, ctx.now)
+        # A task created just now has no reminders to reconcile: spare the round trip that reads them.
+        added = uow.reminders.replan(task.user_id, task.id, planned, ctx.now) if planned or event_type != "created" \
+            else []
+        events += [reminder_cloud_event("scheduled", task, reminder.remind_at, ctx.now, ctx.function_name)
+                   for reminder in added]
+    uow.outbox.add(events, ctx.now)  # one statement for all of them, in this order
