@@ -191,6 +191,48 @@ def test_concurrent_appenders_never_fork_the_chain(engine: Engine) -> None:
     assert verified(engine) == {"ok": True, "checked": threads * per_thread + 1, "first_bad_seq": None}
 
 
+def test_concurrent_overlapping_batches_record_each_event_once(engine: Engine) -> None:
+    """Bulk deliveries racing with shared events (a redelivery to two processes): no deadlock, no fork."""
+    threads = 4
+    start = threading.Barrier(threads)
+    events = [Occurrence(f"b{n}", "/todo/functions/update-task", "task.updated", "alice", 1, T0, {"id": 1, "n": n})
+              for n in range(40)]
+    errors: list[BaseException] = []
+
+    def append(worker: int) -> None:
+        try:
+            start.wait()
+            mine = events[worker * 5: worker * 5 + 25]  # overlapping windows, in different orders
+            for _ in range(3):
+                audit.record_many(SqlAuditUnitOfWork(engine), mine[::-1] if worker % 2 else mine,
+                                  datetime.now(UTC))
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=append, args=(w,)) for w in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert errors == []
+    trail = entries(engine)
+    assert sorted(e.event_id for e in trail) == sorted(f"b{n}" for n in range(40))
+    assert [e.seq for e in trail] == list(range(1, 41))
+    assert verified(engine) == {"ok": True, "checked": 40, "first_bad_seq": None}
+
+
+def test_a_bulk_delivery_records_its_good_events_and_drops_its_poison(sink: TestClient, engine: Engine) -> None:
+    good = [{**task_event("created", title="a"), "id": "bulk-1"}, {**task_event("updated", title="b"), "id": "bulk-2"}]
+    body = {"id": "x", "type": "com.dapr.event.sent.bulk", "entries": [
+        {"entryId": "1", "event": good[0]}, {"entryId": "2", "event": {**good[1], "data": {"nope": 1}}},
+        {"entryId": "3", "event": good[1]}, {"entryId": "4", "event": good[0]}]}
+    response = sink.post("/events", json=body)
+    assert [s["status"] for s in response.json()["statuses"]] == ["SUCCESS", "DROP", "SUCCESS", "SUCCESS"]
+    assert [(e.event_id, e.action) for e in entries(engine)] == [("bulk-1", "task.created"),
+                                                                 ("bulk-2", "task.updated")]
+    assert verified(engine)["ok"] is True
+
+
 # -- poison ---------------------------------------------------------------------------------------
 
 

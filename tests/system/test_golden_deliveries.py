@@ -22,7 +22,8 @@ from todo.devstack import CACHE, ROOT, Stack
 from .conftest import eventually
 
 pytestmark = pytest.mark.system
-GOLDEN = ROOT / "tests" / "events" / "dapr-envelope-task-created.json"
+GOLDEN = {False: ROOT / "tests" / "events" / "dapr-envelope-task-created.json",
+          True: ROOT / "tests" / "events" / "dapr-bulk-task-created.json"}
 VOLATILE = {"id", "time", "traceid", "traceparent", "tracestate"}
 
 CAPTURE_APP = """
@@ -38,6 +39,9 @@ async def record(request):
     body = await request.body()
     out.write(json.dumps({"method": request.method, "path": request.url.path,
                           "headers": dict(request.headers), "body": body.decode()}) + "\\n")
+    entries = json.loads(body).get("entries")
+    if entries is not None:  # a bulk delivery wants a status per entry
+        return JSONResponse({"statuses": [{"entryId": e["entryId"], "status": "SUCCESS"} for e in entries]})
     return JSONResponse({"status": "SUCCESS"})
 
 async def health(request):
@@ -48,7 +52,7 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 
 
-def capture_resources(target: Path) -> Path:
+def capture_resources(target: Path, bulk: bool) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for source in (ROOT / "dapr-components").glob("*.yaml"):
         docs = [d for d in yaml.safe_load_all(source.read_text()) if d]
@@ -58,13 +62,33 @@ def capture_resources(target: Path) -> Path:
         (target / source.name).write_text(yaml.safe_dump_all(docs))
     (target / "capture-subscription.yaml").write_text(yaml.safe_dump({
         "apiVersion": "dapr.io/v2alpha1", "kind": "Subscription", "metadata": {"name": "capture"},
-        "spec": {"pubsubname": "pubsub", "topic": "task-events", "routes": {"default": "/events"}},
+        "spec": {"pubsubname": "pubsub", "topic": "task-events", "routes": {"default": "/events"},
+                 **({"bulkSubscribe": {"enabled": True, "maxMessagesCount": 200, "maxAwaitDurationMs": 50}}
+                    if bulk else {})},
         "scopes": ["capture"]}))
     return target
 
 
-def normalise(delivery: dict[str, Any]) -> dict[str, Any]:
+def normalise(delivery: dict[str, Any], user: str) -> dict[str, Any]:
     envelope = json.loads(delivery["body"])
+    if "entries" in envelope:  # bulk: the envelope around the entries, and this user's first entry
+        mine = [e for e in envelope["entries"] if e["event"]["data"]["user_id"] == user]
+        volatile = {"__key": "<user>", "partitionKey": "<user>", "__offset": "<offset>",
+                    "__partition": "<partition>", "__timestamp": "<timestamp>", "cloudevent.id": "<id>"}
+        metadata = {k: volatile.get(k, v) for k, v in mine[0]["metadata"].items()}
+        entry = {**mine[0], "entryId": "<entryId>", "event": normalise_event(mine[0]["event"]), "metadata": metadata}
+        bulk = {**envelope, "id": "<id>", "entries": [entry]}
+    else:
+        bulk = None
+        envelope = normalise_event(envelope)
+    headers = {k: v for k, v in delivery["headers"].items()
+               if k in ("content-type", "pubsubname", "topic", "user-agent") or k.startswith("ce-")}
+    return {"method": delivery["method"], "path": delivery["path"], "headers": headers,
+            "envelope": bulk if bulk is not None else envelope}
+
+
+def normalise_event(envelope: dict[str, Any]) -> dict[str, Any]:
+    envelope = dict(envelope)
     for key in VOLATILE & set(envelope):
         envelope[key] = f"<{key}>"
     data = envelope["data"]
@@ -75,13 +99,12 @@ def normalise(delivery: dict[str, Any]) -> dict[str, Any]:
         data[key] = f"<{key}>"
     for key in ("created_at", "updated_at"):
         data["task_data"][key] = f"<{key}>"
-    headers = {k: v for k, v in delivery["headers"].items()
-               if k in ("content-type", "pubsubname", "topic", "user-agent") or k.startswith("ce-")}
-    return {"method": delivery["method"], "path": delivery["path"], "headers": headers, "envelope": envelope}
+    return envelope
 
 
+@pytest.mark.parametrize("bulk", [False, True], ids=["one", "bulk"])
 def test_daprd_delivery_matches_the_golden_envelope(
-        stack: Stack, api: Callable[..., httpx.Response], user: str, tmp_path: Path) -> None:
+        stack: Stack, api: Callable[..., httpx.Response], user: str, tmp_path: Path, bulk: bool) -> None:
     app_port, http_port, grpc_port, internal, metrics = 28090, 28091, 28092, 28093, 28094
     captured = tmp_path / "captured.jsonl"
     env = stack.env_for("capture")
@@ -91,7 +114,7 @@ def test_daprd_delivery_matches_the_golden_envelope(
         str(CACHE / "bin" / "daprd"), "--app-id", "capture", "--app-port", str(app_port),
         "--dapr-http-port", str(http_port), "--dapr-grpc-port", str(grpc_port),
         "--dapr-internal-grpc-port", str(internal), "--metrics-port", str(metrics),
-        "--resources-path", str(capture_resources(tmp_path / "resources")), "--log-as-json",
+        "--resources-path", str(capture_resources(tmp_path / "resources", bulk)), "--log-as-json",
         "--dapr-listen-addresses", "127.0.0.1"], env)
     try:
         stack._wait_http(f"http://127.0.0.1:{http_port}/v1.0/healthz", "capture.daprd", expect=(204,))
@@ -99,17 +122,17 @@ def test_daprd_delivery_matches_the_golden_envelope(
 
         def delivered() -> dict[str, Any]:
             lines = captured.read_text().splitlines() if captured.exists() else []
-            mine = [json.loads(line) for line in lines if f'"{user}"' in line]
+            mine = [json.loads(line) for line in lines if user in line]
             assert mine
             return dict(mine[0])
 
-        delivery = normalise(eventually(delivered, timeout=90))
+        delivery = normalise(eventually(delivered, timeout=90), user)
     finally:
         stack.stop("capture.daprd")
         stack.stop("capture")
-    if os.environ.get("TODO_UPDATE_GOLDEN") == "1" or not GOLDEN.exists():
-        GOLDEN.write_text(json.dumps(delivery, indent=2, sort_keys=True) + "\n")
-    golden = json.loads(GOLDEN.read_text())
+    if os.environ.get("TODO_UPDATE_GOLDEN") == "1" or not GOLDEN[bulk].exists():
+        GOLDEN[bulk].write_text(json.dumps(delivery, indent=2, sort_keys=True) + "\n")
+    golden = json.loads(GOLDEN[bulk].read_text())
     assert delivery["envelope"] == golden["envelope"]
     assert delivery["headers"]["content-type"] == golden["headers"]["content-type"]
     assert (delivery["method"], delivery["path"]) == (golden["method"], golden["path"])

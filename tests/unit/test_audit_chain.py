@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -191,10 +191,9 @@ class FakeAuditStore:
         self.claimed: set[tuple[str, str, str]] = set()
         self.head_ = ChainHead()
 
-    def claim(self, consumer: str, source: str, event_id: str, now: datetime) -> bool:
-        key = (consumer, source, event_id)
-        fresh = key not in self.claimed
-        self.claimed.add(key)
+    def claim_many(self, consumer: str, events: Iterable[tuple[str, str]], now: datetime) -> set[tuple[str, str]]:
+        fresh = {(source, event_id) for source, event_id in events if (consumer, source, event_id) not in self.claimed}
+        self.claimed.update((consumer, source, event_id) for source, event_id in fresh)
         return fresh
 
     def lock_head(self, now: datetime) -> ChainHead:
@@ -206,9 +205,11 @@ class FakeAuditStore:
     def last_task_state(self, task_id: int) -> AuditEntry | None:
         return next((e for e in reversed(self.entries_) if e.task_id == task_id and e.state is not None), None)
 
-    def append(self, entry: AuditEntry) -> None:
-        self.entries_.append(entry)
-        self.head_ = ChainHead(entry.seq, entry.hash)
+    def append(self, entries: Sequence[AuditEntry]) -> None:
+        for entry in entries:
+            assert entry.seq == self.head_.length + 1 and entry.prev_hash == self.head_.hash
+            self.entries_.append(entry)
+            self.head_ = ChainHead(entry.seq, entry.hash)
 
     def entries(self) -> Iterator[AuditEntry]:
         return iter(self.entries_)
@@ -267,3 +268,17 @@ def test_pages_carry_a_cursor_to_the_next_entry() -> None:
     second, cursor = service.find_entries(uow, AuditQuery(limit=2, cursor=cursor))
     third, last = service.find_entries(uow, AuditQuery(limit=2, cursor=cursor))
     assert [e.seq for e in second] == [3, 4] and [e.seq for e in third] == [5] and last is None
+
+
+def test_a_batch_records_what_one_by_one_would_and_skips_duplicates_inside_it() -> None:
+    changes = [occurrence("task.created", task(), 0), occurrence("task.created", task("other"), 1, task_id=8),
+               occurrence("task.updated", task("paid", 2), 2), occurrence("task.updated", task("done", 3), 3)]
+    one_by_one = FakeUnitOfWork()
+    for change in changes:
+        service.record(one_by_one, change, T0)
+    batched = FakeUnitOfWork()
+    service.record(batched, changes[0], T0)  # delivered before, alone
+    recorded = service.record_many(batched, [changes[0], *changes[1:3], changes[2], changes[3]], T0)
+    assert [e is None for e in recorded] == [True, False, False, True, False]
+    assert batched.audit.entries_ == one_by_one.audit.entries_  # same seqs, diffs and hashes
+    assert batched.commits == 2 and service.verify(batched).ok

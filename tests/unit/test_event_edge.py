@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
-from todo.edge.events import Poison, parse
+from todo.edge.events import EventFunction, IncomingEvent, Poison, bulk_entries, parse
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -42,3 +49,73 @@ def test_every_delivery_form_reads_as_our_event(name: str, via: str) -> None:
 def test_anything_else_is_poison(headers: dict[str, str], body: bytes, reason: str) -> None:
     with pytest.raises(Poison, match=reason):
         parse(headers, body)
+
+
+# -- bulk deliveries ------------------------------------------------------------------------------
+
+def test_a_bulk_delivery_reads_as_the_same_events() -> None:
+    _, body = delivery("dapr-bulk-task-created.json")
+    entries = bulk_entries(body)
+    assert entries is not None and len(entries) == 1
+    entry_id, event = entries[0]
+    single = parse(*delivery("dapr-envelope-task-created.json"))
+    assert entry_id == "<entryId>" and event == single
+
+
+def test_a_single_cloudevent_is_not_a_bulk() -> None:
+    assert bulk_entries(delivery("dapr-envelope-task-created.json")[1]) is None
+    assert bulk_entries(b"{not json") is None
+
+
+def ce(n: int, **more: Any) -> dict[str, Any]:
+    return {"specversion": "1.0", "id": f"e{n}", "source": "/test", "type": "t", "data": {"n": n}, **more}
+
+
+class Flaky(Exception):
+    pass
+
+
+def call(fn: EventFunction, body: Any, monkeypatch: pytest.MonkeyPatch) -> httpx.Response:
+    monkeypatch.setattr("todo.edge.events.get_runtime", lambda: None)
+    async def endpoint(request: Request) -> Response:
+        return await fn(request)
+
+    app = Starlette(routes=[Route("/events", endpoint, methods=["POST"])])
+    return TestClient(app).post("/events", content=json.dumps(body), headers={"content-type": "application/json"})
+
+
+def test_each_bulk_entry_gets_the_status_it_would_have_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    batches: list[list[str]] = []
+
+    def handle_batch(runtime: Any, events: Sequence[IncomingEvent]) -> list[Exception | None]:
+        batches.append([e.id for e in events])
+        if any(e.data["n"] == 3 for e in events):
+            raise Flaky("database hiccup")  # the whole batch fails: each event is then tried alone
+        return [Poison("bad shape") if e.data["n"] == 2 else None for e in events]
+
+    body = {"id": "b", "type": "com.dapr.event.sent.bulk", "entries": [
+        {"entryId": "a", "event": ce(1)}, {"entryId": "b", "event": {"not": "a cloudevent"}},
+        {"entryId": "c", "event": ce(2)}, {"entryId": "d", "event": ce(3)}, {"entryId": "e", "event": ce(4)}]}
+    response = call(EventFunction("f", handle_batch=handle_batch), body, monkeypatch)
+    assert response.status_code == 200
+    assert response.json() == {"statuses": [
+        {"entryId": "a", "status": "SUCCESS"}, {"entryId": "b", "status": "DROP"},
+        {"entryId": "c", "status": "DROP"}, {"entryId": "d", "status": "RETRY"},
+        {"entryId": "e", "status": "SUCCESS"}]}
+    assert batches == [["e1", "e2", "e3", "e4"], ["e1"], ["e2"], ["e3"], ["e4"]]
+
+
+def test_a_one_event_handler_takes_bulks_event_by_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+
+    def handle(runtime: Any, event: IncomingEvent) -> None:
+        seen.append(event.id)
+        if event.data["n"] == 2:
+            raise Flaky("no")
+
+    body = {"entries": [{"entryId": str(n), "event": ce(n)} for n in (1, 2, 3)]}
+    response = call(EventFunction("f", handle), body, monkeypatch)
+    assert [s["status"] for s in response.json()["statuses"]] == ["SUCCESS", "RETRY", "SUCCESS"]
+    assert seen == ["e1", "e2", "e3"]
+    single = call(EventFunction("f", handle), ce(2), monkeypatch)
+    assert single.status_code == 500 and single.json()["status"] == "RETRY"

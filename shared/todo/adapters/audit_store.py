@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from ..domain.audit import GENESIS_HASH, AuditEntry, ChainHead
 from ..service.audit import AuditQuery
-from .idempotency import claim
+from .idempotency import claim, claim_many
 from .tables import audit_chain_head, audit_log
 from .unit_of_work import SqlTransaction
 
@@ -29,6 +29,9 @@ class SqlAuditStore:
 
     def claim(self, consumer: str, source: str, event_id: str, now: datetime) -> bool:
         return claim(self.conn, consumer, source, event_id, now)
+
+    def claim_many(self, consumer: str, events: Iterable[tuple[str, str]], now: datetime) -> set[tuple[str, str]]:
+        return claim_many(self.conn, consumer, events, now)
 
     # -- the chain head ------------------------------------------------------------------------------
 
@@ -55,17 +58,21 @@ class SqlAuditStore:
 
     # -- entries -------------------------------------------------------------------------------------
 
-    def append(self, entry: AuditEntry) -> None:
-        """Insert the entry and move the head onto it (the caller holds the head's lock)."""
-        self.conn.execute(insert(audit_log).values({name: getattr(entry, name) for name in _FIELDS}))
+    def append(self, entries: Sequence[AuditEntry]) -> None:
+        """Insert consecutive entries and move the head onto the last (the caller holds its lock)."""
+        if not entries:
+            return
+        self.conn.execute(insert(audit_log), [{name: getattr(entry, name) for name in _FIELDS}
+                                              for entry in entries])
+        first, last = entries[0], entries[-1]
         moved = self.conn.execute(
             update(audit_chain_head)
-            .where(audit_chain_head.c.id == _HEAD_ID, audit_chain_head.c.length == entry.seq - 1,
-                   audit_chain_head.c.hash == entry.prev_hash)
-            .values(length=entry.seq, hash=entry.hash, updated_at=entry.recorded_at)
+            .where(audit_chain_head.c.id == _HEAD_ID, audit_chain_head.c.length == first.seq - 1,
+                   audit_chain_head.c.hash == first.prev_hash)
+            .values(length=last.seq, hash=last.hash, updated_at=last.recorded_at)
         )
         if moved.rowcount != 1:
-            raise RuntimeError(f"the audit chain head moved under entry {entry.seq}; was its lock taken?")
+            raise RuntimeError(f"the audit chain head moved under entry {first.seq}; was its lock taken?")
 
     def last_task_state(self, task_id: int) -> AuditEntry | None:
         row = self.conn.execute(

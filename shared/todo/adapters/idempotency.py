@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,3 +21,22 @@ def claim(conn: Connection, consumer: str, source: str, event_id: str, now: date
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(processed_events).values(values).on_conflict_do_nothing()
     return conn.execute(stmt).rowcount == 1
+
+
+def claim_many(conn: Connection, consumer: str, events: Iterable[tuple[str, str]],
+               now: datetime) -> set[tuple[str, str]]:
+    """The ``(source, event_id)`` pairs claimed now, in one statement; the others were applied before.
+
+    Claimed in key order, so that two batches sharing events wait for each other instead of
+    deadlocking.
+    """
+    keys = sorted(set(events))
+    if not keys:
+        return set()
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (dialect.insert(processed_events)
+            .values([{"consumer": consumer, "source": source, "event_id": event_id, "processed_at": now}
+                     for source, event_id in keys])
+            .on_conflict_do_nothing()
+            .returning(processed_events.c.source, processed_events.c.event_id))
+    return {(row.source, row.event_id) for row in conn.execute(stmt)}

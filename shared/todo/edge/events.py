@@ -21,6 +21,11 @@ poison         200 ``{"status": "DROP"}`` → dead letter 400: not retried → `
 retryable      500 → redelivered with backoff          500 → redelivered with backoff
 =============  =====================================  ==============================================
 
+daprd may also deliver in **bulk** (the subscription's ``bulkSubscribe``): one POST whose JSON body
+holds ``entries``, each an ``entryId`` and its ``event``; the answer is 200 with a ``statuses`` list
+(``SUCCESS`` / ``DROP`` / ``RETRY`` per entry). Every function takes both; each entry gets the
+outcome it would have had alone.
+
 Functions use the functions-framework ``http`` signature rather than ``cloud_event``: the latter
 answers 400 for anything that is not a CloudEvent (a Dapr cron tick) and cannot say ``DROP``.
 """
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,31 +122,83 @@ def _from_attributes(attributes: dict[str, Any], via: str) -> IncomingEvent:
 # -- the function side ---------------------------------------------------------------------------
 
 EventHandler = Callable[[Runtime, IncomingEvent], None]
+BatchHandler = Callable[[Runtime, Sequence[IncomingEvent]], Sequence[Exception | None]]
+"""Handles events in order and returns an outcome per event: ``None`` (done) or the :class:`Poison`
+that rejected it. Raising means none was applied: each event is then tried alone."""
 TickHandler = Callable[[Runtime], Any]
+
+SUCCESS, DROP, RETRY = "SUCCESS", "DROP", "RETRY"
 
 
 def done(via: str) -> Response:
-    return JSONResponse({"status": "SUCCESS"}) if via == "dapr" else Response(status_code=200)
+    return JSONResponse({"status": SUCCESS}) if via == "dapr" else Response(status_code=200)
 
 
 def poison(via: str, reason: str) -> Response:
     if via == "dapr":
-        return JSONResponse({"status": "DROP", "reason": reason})
-    return JSONResponse({"status": "DROP", "reason": reason}, status_code=400)
+        return JSONResponse({"status": DROP, "reason": reason})
+    return JSONResponse({"status": DROP, "reason": reason}, status_code=400)
 
 
 def retry(reason: str) -> Response:
-    return JSONResponse({"status": "RETRY", "reason": reason}, status_code=500)
+    return JSONResponse({"status": RETRY, "reason": reason}, status_code=500)
+
+
+def one_by_one(handle: EventHandler) -> BatchHandler:
+    """A batch handler that applies each event on its own: a failure stays with its event."""
+    def handle_batch(runtime: Runtime, events: Sequence[IncomingEvent]) -> list[Exception | None]:
+        outcomes: list[Exception | None] = []
+        for event in events:
+            try:
+                handle(runtime, event)
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
+    return handle_batch
+
+
+def bulk_entries(body: bytes) -> list[tuple[str, IncomingEvent | Poison]] | None:
+    """The entries of a daprd bulk delivery (entry id, event or why it is poison); None if the body
+    is not one."""
+    try:
+        envelope = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("entries"), list) or "specversion" in envelope:
+        return None
+    entries: list[tuple[str, IncomingEvent | Poison]] = []
+    for entry in envelope["entries"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("entryId"), str):
+            continue  # no id to answer for: daprd retries what it gets no status for
+        event = entry.get("event")
+        try:
+            if not isinstance(event, dict) or not _is_cloud_event(event):
+                raise Poison("the entry is not a CloudEvent")
+            entries.append((entry["entryId"], _structured(event, via="dapr")))
+        except Poison as exc:
+            entries.append((entry["entryId"], exc))
+    return entries
 
 
 class EventFunction:
-    """Entry of an event function: CloudEvents on ``events_path``; a tick of the Dapr cron binding
-    named ``<name>`` arrives as ``POST /<name>`` with an empty body (not a CloudEvent)."""
+    """Entry of an event function: CloudEvents on ``events_path`` (one, or a daprd bulk of them); a
+    tick of the Dapr cron binding named ``<name>`` arrives as ``POST /<name>`` with an empty body.
 
-    def __init__(self, name: str, handle: EventHandler, *, events_path: str = "/events",
-                 ticks: Mapping[str, TickHandler] | None = None) -> None:
+    Give ``handle`` (one event at a time) or ``handle_batch`` (a bulk in one go, e.g. one
+    transaction); a single delivery is a batch of one.
+    """
+
+    def __init__(self, name: str, handle: EventHandler | None = None, *, handle_batch: BatchHandler | None = None,
+                 events_path: str = "/events", ticks: Mapping[str, TickHandler] | None = None) -> None:
+        if handle_batch is None:
+            if handle is None:
+                raise TypeError("give handle or handle_batch")
+            handle_batch = one_by_one(handle)
+        elif handle is not None:
+            raise TypeError("give handle or handle_batch, not both")
         self.name = name
-        self.handle = handle
+        self.handle_batch = handle_batch
         self.events_path = events_path
         self.ticks = dict(ticks or {})
 
@@ -162,22 +219,56 @@ class EventFunction:
         if request.method != "POST":
             return Response(status_code=405, headers={"Allow": "POST"})
         body = await request.body()
+        if "ce-id" not in request.headers and (bulk := bulk_entries(body)) is not None:
+            statuses = await run_in_threadpool(self._process_bulk, bulk)
+            return JSONResponse({"statuses": [{"entryId": entry_id, "status": status}
+                                              for entry_id, status in statuses]})
         try:
             event = parse(request.headers, body)
         except Poison as exc:
             via = "knative" if "ce-id" in request.headers else "dapr"
             log.warning("poison event", extra={"function": self.name, "reason": str(exc)})
             return poison(via, str(exc))
-        return await run_in_threadpool(self._process, event)
+        outcome = (await run_in_threadpool(self._process, [event]))[0]
+        if outcome is None:
+            return done(event.via)
+        if isinstance(outcome, Poison):
+            return poison(event.via, str(outcome))
+        return retry(type(outcome).__name__)
 
-    def _process(self, event: IncomingEvent) -> Response:
-        extra = {"function": self.name, "ce_id": event.id, "ce_source": event.source, "ce_type": event.type}
+    def _process_bulk(self, bulk: list[tuple[str, IncomingEvent | Poison]]) -> list[tuple[str, str]]:
+        events = [item for _, item in bulk if isinstance(item, IncomingEvent)]
+        outcomes = iter(self._process(events))
+        statuses = []
+        for entry_id, item in bulk:
+            if isinstance(item, Poison):
+                log.warning("poison event", extra={"function": self.name, "reason": str(item)})
+                statuses.append((entry_id, DROP))
+                continue
+            outcome = next(outcomes)
+            statuses.append((entry_id, SUCCESS if outcome is None else DROP if isinstance(outcome, Poison) else RETRY))
+        return statuses
+
+    def _process(self, events: Sequence[IncomingEvent]) -> list[Exception | None]:
+        outcomes = self._apply(events)
+        for event, outcome in zip(events, outcomes, strict=True):
+            extra = {"function": self.name, "ce_id": event.id, "ce_source": event.source, "ce_type": event.type}
+            if isinstance(outcome, Poison):
+                log.warning("poison event", extra={**extra, "reason": str(outcome)})
+            elif outcome is not None:
+                log.error("event failed; asking for redelivery", extra=extra, exc_info=outcome)
+        return outcomes
+
+    def _apply(self, events: Sequence[IncomingEvent]) -> list[Exception | None]:
+        """Outcomes per event. A batch that fails as a whole is applied again one event at a time, so
+        that one bad event cannot hold back the others."""
+        if not events:
+            return []
         try:
-            self.handle(get_runtime(), event)
-        except Poison as exc:
-            log.warning("poison event", extra={**extra, "reason": str(exc)})
-            return poison(event.via, str(exc))
+            return list(self.handle_batch(get_runtime(), events))
         except Exception as exc:
-            log.exception("event failed; asking for redelivery", extra=extra)
-            return retry(type(exc).__name__)
-        return done(event.via)
+            if len(events) == 1:
+                return [exc]
+            log.warning("batch failed; applying its events one at a time",
+                        extra={"function": self.name, "events": len(events), "error": repr(exc)})
+            return [self._apply([event])[0] for event in events]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -35,11 +35,12 @@ class AuditQuery:
 
 
 class AuditStore(Protocol):
-    def claim(self, consumer: str, source: str, event_id: str, now: datetime) -> bool: ...
+    def claim_many(self, consumer: str, events: Iterable[tuple[str, str]],
+                   now: datetime) -> set[tuple[str, str]]: ...
     def lock_head(self, now: datetime) -> ChainHead: ...
     def head(self) -> ChainHead: ...
     def last_task_state(self, task_id: int) -> AuditEntry | None: ...
-    def append(self, entry: AuditEntry) -> None: ...
+    def append(self, entries: Sequence[AuditEntry]) -> None: ...
     def entries(self) -> Iterator[AuditEntry]: ...
     def find(self, query: AuditQuery, after_seq: int) -> list[AuditEntry]: ...
     def has_task(self, actor: str, task_id: int) -> bool: ...
@@ -60,24 +61,49 @@ class AuditUnitOfWork(Protocol):
 
 
 def record(uow: AuditUnitOfWork, occurrence: Occurrence, now: datetime) -> AuditEntry | None:
-    """Append one entry for the occurrence; ``None`` when its event was recorded before.
+    """Append one entry for the occurrence; ``None`` when its event was recorded before."""
+    return record_many(uow, [occurrence], now)[0]
 
-    The claim, the chain head's lock and the append share one transaction: a redelivery waits for
-    the first delivery and then finds its claim, and concurrent appenders queue on the head.
+
+def record_many(uow: AuditUnitOfWork, occurrences: Sequence[Occurrence], now: datetime) -> list[AuditEntry | None]:
+    """Append an entry per occurrence, in order, in one transaction; ``None`` for an event recorded
+    before (or earlier in the same batch).
+
+    The claims, the chain head's lock and the appends share the transaction: a redelivery waits for
+    the first delivery and then finds its claim, and concurrent appenders queue on the head. A batch
+    pays for the lock and the head's update once, which is what lets one chain keep up with Kafka.
     """
+    recorded: list[AuditEntry | None] = []
     with uow:
-        if not uow.audit.claim(CONSUMER, occurrence.source, occurrence.event_id, now):
-            log.info("audit: event already recorded", extra={"ce_id": occurrence.event_id,
-                                                             "ce_source": occurrence.source})
-            return None
-        head = uow.audit.lock_head(now)
-        last = uow.audit.last_task_state(occurrence.task_id) if occurrence.is_task_change else None
-        entry = audit.append(head, occurrence, audit.known_state(last), now)
-        uow.audit.append(entry)
-        uow.commit()
-    log.info("audit: entry recorded", extra={"ce_id": occurrence.event_id, "task_id": occurrence.task_id,
-                                             "seq": entry.seq, "action": entry.action})
-    return entry
+        fresh = uow.audit.claim_many(CONSUMER, [(o.source, o.event_id) for o in occurrences], now)
+        head = uow.audit.lock_head(now) if fresh else ChainHead()
+        last_states: dict[int, AuditEntry | None] = {}
+        for occurrence in occurrences:
+            key = (occurrence.source, occurrence.event_id)
+            if key not in fresh:
+                log.info("audit: event already recorded", extra={"ce_id": occurrence.event_id,
+                                                                 "ce_source": occurrence.source})
+                recorded.append(None)
+                continue
+            fresh.discard(key)  # the same event twice in one batch: the second is a duplicate
+            last = None
+            if occurrence.is_task_change:
+                if occurrence.task_id not in last_states:
+                    last_states[occurrence.task_id] = uow.audit.last_task_state(occurrence.task_id)
+                last = last_states[occurrence.task_id]
+            entry = audit.append(head, occurrence, audit.known_state(last), now)
+            if entry.state is not None:
+                last_states[entry.task_id] = entry
+            head = ChainHead(entry.seq, entry.hash)
+            recorded.append(entry)
+        appended = [entry for entry in recorded if entry is not None]
+        if appended:  # all duplicates: nothing to keep
+            uow.audit.append(appended)
+            uow.commit()
+    for entry in appended:
+        log.info("audit: entry recorded", extra={"ce_id": entry.event_id, "task_id": entry.task_id,
+                                                 "seq": entry.seq, "action": entry.action})
+    return recorded
 
 
 def find_entries(uow: AuditUnitOfWork, query: AuditQuery) -> tuple[list[AuditEntry], str | None]:
