@@ -9,7 +9,6 @@ from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from todo.adapters.channels import new_webhook_secret
 from todo.domain.errors import FieldError
 from todo.domain.task import Task, iso
 from todo.edge.http import Call, HttpFunction, Reply
@@ -65,6 +64,9 @@ def snooze(call: Call) -> Reply:
 
 @fn.handler("putNotificationSettings")
 def put_notification_settings(call: Call) -> Reply:
+    # Imported here: the notification channels load httpx and smtplib (~20 ms of every cold start).
+    from todo.adapters.channels import new_webhook_secret
+
     chosen = call.model(NotificationSettingsIn).to_domain(new_webhook_secret)
     return Reply(settings_json(reminders.save_settings(call.runtime.uow(), call.context(), chosen)))
 

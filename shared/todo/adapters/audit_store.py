@@ -8,11 +8,11 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import ColumnElement, exists, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
 from ..domain.audit import GENESIS_HASH, AuditEntry, ChainHead
 from ..service.audit import AuditQuery
+from .db import upsert
 from .idempotency import claim, claim_many
 from .tables import audit_chain_head, audit_log
 from .unit_of_work import SqlTransaction
@@ -46,8 +46,7 @@ class SqlAuditStore:
             stmt = stmt.with_for_update()
         row = self.conn.execute(stmt).first()
         if row is None:  # the first append ever: whoever creates the row, everyone then locks it
-            dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-            self.conn.execute(dialect.insert(audit_chain_head).values(
+            self.conn.execute(upsert(self.conn, audit_chain_head).values(
                 id=_HEAD_ID, length=0, hash=GENESIS_HASH, updated_at=now).on_conflict_do_nothing())
             row = self.conn.execute(stmt).one()
         return ChainHead(row.length, row.hash)

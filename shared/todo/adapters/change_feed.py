@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.principal import Principal
+from .db import upsert
 from .tables import user_changes, user_seqs, ws_tickets
 
 
@@ -22,8 +22,7 @@ class SqlChangeFeed:
     def append(self, user_id: str, message: dict[str, Any], now: datetime) -> int:
         """Number the message and keep it; returns its seq. The upsert holds the user's counter row
         until the transaction ends, so one user's changes get their numbers in commit order."""
-        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(user_seqs).values(user_id=user_id, last_seq=1)
+        stmt = upsert(self.conn, user_seqs).values(user_id=user_id, last_seq=1)
         stmt = stmt.on_conflict_do_update(index_elements=["user_id"],
                                           set_={"last_seq": user_seqs.c.last_seq + 1})
         seq = int(self.conn.execute(stmt.returning(user_seqs.c.last_seq)).scalar_one())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, create_engine, event
+from sqlalchemy.engine import Connection, Engine
 
 from ..settings import Settings
 
@@ -21,6 +21,21 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 8)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def upsert(conn: Connection, table: Table) -> Any:
+    """An ``INSERT`` that takes ``ON CONFLICT`` clauses, in the connection's dialect.
+
+    Imported on use: the PostgreSQL dialect is loaded already by then, and a PostgreSQL function
+    never loads SQLite's (~6 ms of its cold start).
+    """
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from .db import upsert
 from .tables import processed_events
 
 
@@ -17,10 +17,7 @@ def claim(conn: Connection, consumer: str, source: str, event_id: str, now: date
     On PostgreSQL a concurrent claim of the same event waits on the primary key until the first
     transaction ends, then sees the conflict: two racing deliveries cannot both apply the effect.
     """
-    values = {"consumer": consumer, "source": source, "event_id": event_id, "processed_at": now}
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(processed_events).values(values).on_conflict_do_nothing()
-    return conn.execute(stmt).rowcount == 1
+    return bool(claim_many(conn, consumer, [(source, event_id)], now))
 
 
 def claim_many(conn: Connection, consumer: str, events: Iterable[tuple[str, str]],
@@ -33,8 +30,7 @@ def claim_many(conn: Connection, consumer: str, events: Iterable[tuple[str, str]
     keys = sorted(set(events))
     if not keys:
         return set()
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = (dialect.insert(processed_events)
+    stmt = (upsert(conn, processed_events)
             .values([{"consumer": consumer, "source": source, "event_id": event_id, "processed_at": now}
                      for source, event_id in keys])
             .on_conflict_do_nothing()

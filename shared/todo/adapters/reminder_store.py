@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.reminders import SNOOZE, DueReminder, NotificationSettings, PlannedReminder, Webhook
+from .db import upsert
 from .tables import notification_attempts, notification_settings, reminders
 
 
@@ -73,8 +73,7 @@ class SqlReminderStore:
     def save_settings(self, user_id: str, settings: NotificationSettings, now: datetime) -> None:
         data = {"in_app": settings.in_app, "email": settings.email,
                 "webhooks": [{"url": w.url, "secret": w.secret} for w in settings.webhooks]}
-        dialect = postgresql if self.conn.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(notification_settings).values(user_id=user_id, settings=data, updated_at=now)
+        stmt = upsert(self.conn, notification_settings).values(user_id=user_id, settings=data, updated_at=now)
         self.conn.execute(stmt.on_conflict_do_update(index_elements=["user_id"],
                                                      set_={"settings": data, "updated_at": now}))
 

@@ -1,11 +1,14 @@
-"""Bearer tokens: JWTs verified with an explicit algorithm list and required claims."""
+"""Bearer tokens: JWTs verified with an explicit algorithm list and required claims.
+
+PyJWT is imported where it is used, not with this module: it loads the ``cryptography`` package
+(~30 ms of a cold start), and the event functions import this module (through the runtime) but
+never see a token.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
-
-import jwt
 
 from ..domain.principal import Principal
 from ..settings import Settings
@@ -29,6 +32,8 @@ class Unauthorized(Exception):
 
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
+        import jwt  # here, not at the top: see the module docstring
+
         self.settings = settings
         self._secret = settings.hs256_secret()
         self._jwks: jwt.PyJWKClient | None = None
@@ -44,6 +49,8 @@ class TokenVerifier:
         return self.verify(token.strip())
 
     def verify(self, token: str) -> Principal:
+        import jwt  # here, not at the top: see the module docstring
+
         try:
             if self._jwks is not None:
                 key: Any = self._jwks.get_signing_key_from_jwt(token).key
@@ -81,6 +88,8 @@ def _roles(value: Any) -> frozenset[str]:
 
 def mint(settings: Settings, subject: str, roles: list[str] | None = None, ttl_seconds: int = 3600) -> str:
     """A locally signed HS256 token, for development and tests."""
+    import jwt  # here, not at the top: see the module docstring
+
     secret = settings.hs256_secret()
     if secret is None:
         raise RuntimeError("tokens are verified against a JWKS here; get one from the identity provider")

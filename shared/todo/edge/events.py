@@ -38,12 +38,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..routes import HEALTH_PATH
 from ..runtime import Runtime, get_runtime
+from .http import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class EventFunction:
                 return Response(status_code=200)
             if request.method != "POST":
                 return Response(status_code=405, headers={"Allow": "POST, OPTIONS"})
-            result = await run_in_threadpool(tick, get_runtime())
+            result = await in_thread(tick, get_runtime())
             return JSONResponse({"status": "ok", "result": result})
         if path not in (self.events_path, "/"):
             return Response(status_code=404)
@@ -220,7 +220,7 @@ class EventFunction:
             return Response(status_code=405, headers={"Allow": "POST"})
         body = await request.body()
         if "ce-id" not in request.headers and (bulk := bulk_entries(body)) is not None:
-            statuses = await run_in_threadpool(self._process_bulk, bulk)
+            statuses = await in_thread(self._process_bulk, bulk)
             return JSONResponse({"statuses": [{"entryId": entry_id, "status": status}
                                               for entry_id, status in statuses]})
         try:
@@ -229,7 +229,7 @@ class EventFunction:
             via = "knative" if "ce-id" in request.headers else "dapr"
             log.warning("poison event", extra={"function": self.name, "reason": str(exc)})
             return poison(via, str(exc))
-        outcome = (await run_in_threadpool(self._process, [event]))[0]
+        outcome = (await in_thread(self._process, [event]))[0]
         if outcome is None:
             return done(event.via)
         if isinstance(outcome, Poison):

@@ -21,12 +21,12 @@ from datetime import UTC, datetime
 from fnmatch import fnmatch
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..adapters.change_feed import PushStore
 from ..runtime import Runtime
 from .auth import Principal, Unauthorized
+from .http import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Hub:
         while self.connections:
             await asyncio.sleep(POLL_SECONDS)
             try:
-                latest = await run_in_threadpool(store.last_many, list(self.connections))
+                latest = await in_thread(store.last_many, list(self.connections))
             except Exception:
                 log.exception("push poll failed")
                 continue
@@ -105,11 +105,11 @@ async def authenticate(socket: WebSocket, runtime: Runtime) -> tuple[Principal, 
     """The caller, and the subprotocol to answer with; raises Unauthorized."""
     offered = [p.strip() for p in socket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     if len(offered) == 2 and offered[0].lower() == "bearer":
-        principal = await run_in_threadpool(runtime.verifier.verify, offered[1])
+        principal = await in_thread(runtime.verifier.verify, offered[1])
         return principal, offered[0]
     ticket = socket.query_params.get("ticket")
     if ticket:
-        principal_or_none = await run_in_threadpool(runtime.push_store.take_ticket, ticket, runtime.now())
+        principal_or_none = await in_thread(runtime.push_store.take_ticket, ticket, runtime.now())
         if principal_or_none is None:
             raise Unauthorized("the ticket is unknown, used or expired")
         return principal_or_none, None
@@ -132,7 +132,7 @@ async def websocket_endpoint(socket: WebSocket, runtime: Runtime) -> None:
     store = runtime.push_store
     # Read before the upgrade completes: every change committed once the client holds an open socket
     # has a higher seq, so none of them can be taken for one it already had.
-    start = int(since_raw) if since_raw is not None else await run_in_threadpool(store.last, principal.user_id)
+    start = int(since_raw) if since_raw is not None else await in_thread(store.last, principal.user_id)
     await socket.accept(subprotocol=subprotocol)
     connection = Connection(socket, principal.user_id, start)
     HUB.add(connection)
@@ -183,7 +183,7 @@ async def _serve(connection: Connection, store: PushStore, reader: asyncio.Task[
 async def _fill(connection: Connection, store: PushStore, up_to: int | None) -> None:
     """Send from the feed what follows ``connection.last`` (up to ``up_to``, or all there is)."""
     while up_to is None or connection.last < up_to:
-        batch = await run_in_threadpool(store.since, connection.user_id, connection.last, BATCH)
+        batch = await in_thread(store.since, connection.user_id, connection.last, BATCH)
         for message in batch:
             seq = int(message["seq"])
             if up_to is not None and seq > up_to:
