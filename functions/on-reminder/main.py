@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 from functions_framework import aio
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,7 +25,8 @@ def handle(runtime: Runtime, event: IncomingEvent) -> None:
 
 
 def scan(runtime: Runtime) -> int:
-    return reminders.scan(runtime.writing_uow(), "on-reminder", runtime.now())
+    until = runtime.now() + timedelta(seconds=runtime.settings.reminder_window_seconds)
+    return reminders.fire_until(runtime.writing_uow, "on-reminder", runtime.now, until, time.sleep)
 
 
 fn = EventFunction("on-reminder", handle,

@@ -82,6 +82,12 @@ CLUSTER_SCHEDULES: dict[str, str] = {
     "outbox-sweep": "*/10 * * * *",
 }
 
+# Ticks that keep working until the next one comes (the reminder scan fires reminders as they fall
+# due in between) are told the cluster's period through this setting of todo.settings.
+WINDOW_SETTINGS: dict[str, str] = {
+    "reminder-scan": "TODO_REMINDER_WINDOW_SECONDS",
+}
+
 # What a Dapr resource of dapr-components/ becomes in the cluster when Knative, not daprd, drives it.
 REPLACED_IN_CLUSTER: dict[str, str] = {
     "Subscription": "a KafkaSource delivers (knative/events.yaml): it wakes a scaled-to-zero function",
@@ -365,16 +371,21 @@ def dapr_annotations(app_id: str, env_from_secret: dict[str, str] | None = None)
     }
 
 
-def function_service(fn: Function, sidecar: bool, sidecar_env: dict[str, str] | None = None) -> Doc:
+def function_service(fn: Function, sidecar: bool, sidecar_env: dict[str, str] | None = None,
+                     settings: dict[str, str] | None = None) -> Doc:
     env = [_secret_env("TODO_DATABASE_URL", APP_SECRET, "TODO_DATABASE_URL")]
     if fn.routes or fn.websocket:  # only what checks tokens gets the key
         env.append(_secret_env("TODO_JWT_SECRET", APP_SECRET, "TODO_JWT_SECRET"))
     env += [{"name": "TODO_EVENTS", "value": "dapr"}, {"name": "TODO_LOG_LEVEL", "value": "INFO"}]
+    env += [{"name": name, "value": value} for name, value in sorted((settings or {}).items())]
+    # A tick that works through its window is one request that long: give it time to finish.
+    window = max((int(v) for k, v in (settings or {}).items() if k in WINDOW_SETTINGS.values()), default=0)
+    sizing = replace(fn.sizing, timeout_seconds=max(fn.sizing.timeout_seconds, window + 30))
     container: Doc = {"name": "function", "image": fn.image, "env": env}
     if fn.websocket:  # functions-framework's server routes HTTP only: the module's ASGI app, WebSocket included
         container["command"] = ["python", "-m", "uvicorn", "main:app", "--app-dir", f"/app/functions/{fn.name}",
                                 "--host", "0.0.0.0", "--port", str(APP_PORT), "--no-access-log"]  # noqa: S104
-    return _knative_service(fn.name, fn.kind, public=fn.public, sizing=fn.sizing, container=container,
+    return _knative_service(fn.name, fn.kind, public=fn.public, sizing=sizing, container=container,
                             annotations=dapr_annotations(fn.name, sidecar_env) if sidecar else {})
 
 
@@ -472,6 +483,22 @@ def cluster_schedule(tick: Schedule) -> str:
     if minutes < 60:
         return f"*/{minutes} * * * *"
     return f"0 */{min(23, minutes // 60)} * * *"
+
+
+def cluster_period_seconds(tick: Schedule) -> int:
+    """How often a tick's PingSource fires, for the ticks whose schedule comes from their period."""
+    assert tick.name not in CLUSTER_SCHEDULES and tick.every_seconds is not None
+    return 60 * max(1, math.ceil(tick.every_seconds / 60))
+
+
+def tick_settings(project: Project) -> dict[str, dict[str, str]]:
+    """Per function, the settings that tell it the period of the ticks it gets (WINDOW_SETTINGS)."""
+    found: dict[str, dict[str, str]] = {}
+    for tick in project.schedules():
+        present = [f for f in tick.functions if project.present(f)]
+        if present and tick.name in WINDOW_SETTINGS:
+            found.setdefault(present[0], {})[WINDOW_SETTINGS[tick.name]] = str(cluster_period_seconds(tick))
+    return found
 
 
 def ping_sources(project: Project) -> list[Doc]:
@@ -689,8 +716,9 @@ def _function_comment(fn: Function, sidecar: bool) -> str:
 def render(project: Project, kafka: Kafka = IN_CLUSTER_KAFKA) -> dict[str, str]:
     """Every generated file: path relative to the root → content."""
     sidecars = set(project.sidecar_functions())
+    settings = tick_settings(project)
     functions = [(_function_comment(fn, fn.name in sidecars),
-                  function_service(fn, fn.name in sidecars, project.sidecar_env(fn.name)))
+                  function_service(fn, fn.name in sidecars, project.sidecar_env(fn.name), settings.get(fn.name)))
                  for fn in project.functions()]
     gateway = ("The public entry: `todo proxy`, the route table of the shared library (method and path),\n"
                "forwarding to the cluster-local HTTP functions. min-scale 1: see its reason annotation.")

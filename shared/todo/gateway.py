@@ -138,7 +138,8 @@ class Ticker:
         while not self._stop.is_set():
             for i, (tick, app) in enumerate(self.ticks):
                 if time.monotonic() >= due[i]:
-                    due[i] = time.monotonic() + tick.every_seconds
+                    # At a fixed rate, not after the call: the reminder scan works until its next tick.
+                    due[i] = max(due[i] + tick.every_seconds, time.monotonic())
                     try:
                         asyncio.run(asgi_post(app, f"/{tick.name}", b"", None))
                     except Exception:

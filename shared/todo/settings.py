@@ -52,6 +52,9 @@ class Settings:
     secret_store: str | None = None  # read the database URL and JWT secret from this Dapr store
     dapr_http_port: int = 3500
     outbox_sweep_seconds: float = 5.0
+    # How long one reminder-scan tick keeps firing reminders as they fall due: the tick's period (a
+    # Dapr cron binding every second; a PingSource every minute in the cluster, see todo.deploy).
+    reminder_window_seconds: float = 1.0
     max_body_bytes: int = 1024 * 1024
     smtp_host: str | None = None  # embedded default only; the real stack mails through Dapr's binding
     smtp_port: int = 25
@@ -89,6 +92,7 @@ class Settings:
             secret_store=env.get("TODO_SECRET_STORE") or None,
             dapr_http_port=_int(env, "DAPR_HTTP_PORT", 3500),
             outbox_sweep_seconds=_float(env, "TODO_OUTBOX_SWEEP_SECONDS", 5.0),
+            reminder_window_seconds=_float(env, "TODO_REMINDER_WINDOW_SECONDS", 1.0),
             max_body_bytes=_int(env, "TODO_MAX_BODY_BYTES", 1024 * 1024),
             smtp_host=env.get("TODO_SMTP_HOST") or None,
             smtp_port=_int(env, "TODO_SMTP_PORT", 25),

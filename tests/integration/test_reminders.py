@@ -84,6 +84,31 @@ def test_a_due_reminder_is_triggered_once_whatever_the_number_of_scans(alice: Ap
     assert len(triggered) == 1 and triggered[0]["data"]["reminder_id"] == rows(engine)[0].id
 
 
+def test_a_tick_fires_each_reminder_when_it_falls_due_until_the_next_tick(
+        alice: Api, runtime: Runtime, engine: Engine) -> None:
+    """Between two ticks the scan sleeps until the next reminder is due: it fires on time, not up to a
+    period late. The clock is a fake one that sleeping moves on."""
+    start = SOON - timedelta(hours=1)
+    for seconds in (0.3, 0.7, 0.71, 5.0):
+        alice.post("/tasks", json={"title": f"t{seconds}", "due_at": iso(SOON),
+                                   "reminders": [{"at": iso(start + timedelta(seconds=seconds))}]})
+    clock = [start]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 3))
+        clock[0] += timedelta(seconds=seconds)
+
+    fired = service.fire_until(runtime.uow, "on-reminder", lambda: clock[0], start + timedelta(seconds=1), sleep)
+    assert fired == 3  # the one due after the window is the next tick's
+    assert slept == [0.3, 0.4, 0.05]  # to each due time, but no scans closer than 50 ms apart
+    triggered = {r.remind_at: r.triggered_at for r in rows(engine) if r.status == "triggered"}
+    assert triggered == {start + timedelta(seconds=0.3): start + timedelta(seconds=0.3),
+                         start + timedelta(seconds=0.7): start + timedelta(seconds=0.7),
+                         start + timedelta(seconds=0.71): start + timedelta(seconds=0.75)}
+    assert [r.status for r in rows(engine)][-1] == "scheduled"
+
+
 def test_concurrent_scanners_trigger_each_reminder_once(alice: Api, runtime: Runtime, engine: Engine) -> None:
     for i in range(40):
         alice.post("/tasks", json={"title": f"t{i}", "due_at": iso(SOON), "reminders": [{"before": f"PT{i + 1}M"}]})

@@ -61,6 +61,13 @@ class SqlReminderStore:
 
     # -- notification settings ----------------------------------------------------------------------
 
+    def next_due(self) -> datetime | None:
+        """When the earliest scheduled reminder is due (ix_reminders_due answers it)."""
+        return self.conn.execute(
+            select(reminders.c.remind_at).where(reminders.c.status == "scheduled")
+            .order_by(reminders.c.remind_at).limit(1)
+        ).scalar()
+
     def settings(self, user_id: str) -> NotificationSettings:
         row = self.conn.execute(select(notification_settings.c.settings)
                                 .where(notification_settings.c.user_id == user_id)).first()
