@@ -102,6 +102,20 @@ def psql(stack: Stack, sql: str, *args: str) -> str:
     return out.stdout
 
 
+def ensure_wrk() -> str:
+    """wrk (HTTP load generator, C) from the distribution's packages, installed on first use."""
+    found = shutil.which("wrk")
+    if found is None:
+        print("bench: installing wrk (apt-get)", flush=True)
+        if subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+        found = shutil.which("wrk")
+    if found is None:
+        raise RuntimeError("wrk is needed for P2: apt-get install wrk")
+    return found
+
+
 def pg_bin(name: str) -> str:
     found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
     if not found:

@@ -13,7 +13,7 @@ import uuid
 
 import httpx
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from websockets.sync.client import connect
 
 from todo.devstack import Stack
@@ -103,8 +103,8 @@ def _segment_kafka(stack: Stack, seconds: float) -> tuple[list[float], int]:
     def read() -> None:
         while not stop.is_set():
             message = consumer.poll(0.1)
-            if message is not None and message.error() is None:
-                got.setdefault(message.key().decode(), time.perf_counter())
+            if message is not None and message.error() is None and (key := message.key()) is not None:
+                got.setdefault(key.decode(), time.perf_counter())
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()

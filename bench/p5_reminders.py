@@ -46,7 +46,7 @@ def run(quick: bool = False) -> list[Row]:
                 if message.error() is not None:
                     continue
                 try:
-                    event = json.loads(message.value())
+                    event = json.loads(message.value() or b"")
                     if event.get("type") != "dev.todo.reminder.triggered.v1":
                         continue
                     due = datetime.fromisoformat(event["data"]["remind_at"]).timestamp()
