@@ -64,7 +64,7 @@ def _raw_rate(stack: Stack, expect: int) -> float:
 
 
 def run(quick: bool = False) -> list[Row]:
-    batch = 2_000 if quick else 5_000
+    batch = 2_000 if quick else 10_000
     repeats = 5
     stack = make_stack("p6", ("create-task", *CONSUMERS))
     with engines(stack, kafka=True):

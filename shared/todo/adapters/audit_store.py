@@ -18,7 +18,6 @@ from .tables import audit_chain_head, audit_log
 from .unit_of_work import SqlTransaction
 
 _HEAD_ID = 1
-_ROWS_PER_INSERT = 500  # x 12 columns, well below PostgreSQL's 65,535 parameters per statement
 _FIELDS = tuple(c.name for c in audit_log.columns)
 _HEAD = select(audit_chain_head.c.length, audit_chain_head.c.hash).where(audit_chain_head.c.id == _HEAD_ID)
 
@@ -62,10 +61,10 @@ class SqlAuditStore:
         """Insert consecutive entries and move the head onto the last (the caller holds its lock)."""
         if not entries:
             return
-        # Multi-row VALUES: pg8000's executemany would be a round trip per entry.
-        rows = [{name: getattr(entry, name) for name in _FIELDS} for entry in entries]
-        for start in range(0, len(rows), _ROWS_PER_INSERT):
-            self.conn.execute(insert(audit_log).values(rows[start:start + _ROWS_PER_INSERT]))
+        # RETURNING makes SQLAlchemy batch the rows into multi-row VALUES ("insertmanyvalues", one
+        # statement compiled once); without it pg8000's executemany is a round trip per entry.
+        self.conn.execute(insert(audit_log).returning(audit_log.c.seq),
+                          [{name: getattr(entry, name) for name in _FIELDS} for entry in entries])
         first, last = entries[0], entries[-1]
         moved = self.conn.execute(
             update(audit_chain_head)

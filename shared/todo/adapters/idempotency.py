@@ -30,9 +30,9 @@ def claim_many(conn: Connection, consumer: str, events: Iterable[tuple[str, str]
     keys = sorted(set(events))
     if not keys:
         return set()
-    stmt = (upsert(conn, processed_events)
-            .values([{"consumer": consumer, "source": source, "event_id": event_id, "processed_at": now}
-                     for source, event_id in keys])
-            .on_conflict_do_nothing()
+    stmt = (upsert(conn, processed_events).on_conflict_do_nothing()
             .returning(processed_events.c.source, processed_events.c.event_id))
-    return {(row.source, row.event_id) for row in conn.execute(stmt)}
+    rows = [{"consumer": consumer, "source": source, "event_id": event_id, "processed_at": now}
+            for source, event_id in keys]
+    # Executed with many rows and RETURNING: SQLAlchemy sends them as one multi-row INSERT.
+    return {(row.source, row.event_id) for row in conn.execute(stmt, rows)}
