@@ -19,13 +19,13 @@ fn = HttpFunction("query-tasks")
 @fn.handler("listTasks")
 def list_tasks(call: Call) -> Reply:
     query = call.query_model(ListQueryIn).to_query(call.user.user_id, call.runtime.now())
-    items, next_cursor = tasks.list_tasks(call.runtime.uow(), query)
+    items, next_cursor = tasks.list_tasks(call.runtime.read_uow(), query)
     return Reply({"items": [t.to_json() for t in items], "next_cursor": next_cursor})
 
 
 @fn.handler("getTask")
 def get_task(call: Call) -> Reply:
-    task = tasks.get_task(call.runtime.uow(), call.context(), call.task_id())
+    task = tasks.get_task(call.runtime.read_uow(), call.context(), call.task_id())
     if task.etag in call.headers.get("if-none-match", ""):
         return Reply(status=304, headers={"ETag": task.etag})
     return task_reply(task)
@@ -33,7 +33,7 @@ def get_task(call: Call) -> Reply:
 
 @fn.handler("listTags")
 def list_tags(call: Call) -> Reply:
-    tags = tasks.list_tags(call.runtime.uow(), call.context())
+    tags = tasks.list_tags(call.runtime.read_uow(), call.context())
     return Reply([{"name": name, "count": count} for name, count in tags])
 
 
@@ -64,7 +64,7 @@ def audit_page(items: list[AuditEntry], next_cursor: str | None) -> Reply:
 
 @fn.handler("getNotificationSettings")
 def notification_settings(call: Call) -> Reply:
-    return Reply(settings_json(reminders.settings_of(call.runtime.uow(), call.user.user_id)))
+    return Reply(settings_json(reminders.settings_of(call.runtime.read_uow(), call.user.user_id)))
 
 
 @fn.handler("openapi")

@@ -65,6 +65,10 @@ class Runtime:
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)
 
+    def read_uow(self) -> SqlUnitOfWork:
+        """For use cases that only read, each with one statement: autocommit, no transaction."""
+        return SqlUnitOfWork(self.engine, read_only=True)
+
     @cached_property
     def channels(self) -> Channels:
         from .adapters.channels import Channels  # only on-reminder sends notifications

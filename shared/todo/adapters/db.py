@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, create_engine, event
@@ -20,7 +21,34 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 8)
     kwargs.setdefault("max_overflow", 8)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.driver == "pg8000":
+        _fast_timestamps(engine)
+    return engine
+
+
+def _fast_timestamps(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        from pg8000.converters import TIMESTAMPTZ
+
+        dbapi_connection.register_in_adapter(TIMESTAMPTZ, parse_timestamptz)
+
+
+def parse_timestamptz(text: str) -> Any:
+    """Read a ``timestamptz`` with ``datetime.fromisoformat`` instead of pg8000's ``strptime``.
+
+    A py-spy profile of query-tasks (P4) put 18 % of its CPU in pg8000's ``timestamptz_in``: four
+    timestamps a task, each parsed by ``strptime``. PostgreSQL sends them in ISO form, which
+    ``fromisoformat`` reads several times faster; anything else (infinity, BC dates, years past 9999)
+    still goes to pg8000's own converter.
+    """
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        from pg8000.converters import timestamptz_in
+
+        return timestamptz_in(text)
 
 
 def upsert(conn: Connection, table: Table) -> Any:
@@ -53,5 +81,7 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Take the write lock up front: a deferred transaction that reads and then writes can fail
-        # with SQLITE_BUSY instead of waiting when another writer committed in between.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # with SQLITE_BUSY instead of waiting when another writer committed in between. Reads in
+        # autocommit (SqlTransaction read_only) take no lock at all.
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

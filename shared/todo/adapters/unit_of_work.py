@@ -23,10 +23,11 @@ class SqlTransaction:
     """
 
     def __init__(self, engine: Engine, after_commit: Callable[[], None] | None = None,
-                 isolation_level: str | None = None) -> None:
+                 isolation_level: str | None = None, read_only: bool = False) -> None:
         self.engine = engine
         self.after_commit = after_commit
         self.isolation_level = isolation_level
+        self.read_only = read_only
         self._conn: Connection | None = None
         self._tx: Transaction | None = None
 
@@ -35,7 +36,11 @@ class SqlTransaction:
 
     def __enter__(self) -> Self:
         self._conn = self.engine.connect()
-        if self.isolation_level is not None and self._conn.dialect.name == "postgresql":
+        if self.read_only:
+            # A read is one statement: in autocommit it needs no BEGIN and no ROLLBACK round trip
+            # (on SQLite, no write lock either).
+            self._conn.execution_options(isolation_level="AUTOCOMMIT")
+        elif self.isolation_level is not None and self._conn.dialect.name == "postgresql":
             self._conn.execution_options(isolation_level=self.isolation_level)
         self._tx = self._conn.begin()
         self._bind(self._conn)
@@ -52,6 +57,8 @@ class SqlTransaction:
 
     def commit(self) -> None:
         assert self._tx is not None
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work has nothing to commit")
         self._tx.commit()
         if self.after_commit is not None:
             self.after_commit()
