@@ -66,7 +66,7 @@ class Runtime:
         return SqlUnitOfWork(self.engine)
 
     def read_uow(self) -> SqlUnitOfWork:
-        """For use cases that only read, each with one statement: autocommit, no transaction."""
+        """For use cases that only read, each with one statement (no write lock on SQLite)."""
         return SqlUnitOfWork(self.engine, read_only=True)
 
     @cached_property

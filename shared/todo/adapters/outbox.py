@@ -82,9 +82,9 @@ class OutboxRelay:
         broker must not hold row locks.
         """
         published = 0
-        with self._local, self._exclusive():
+        with self._local, self._session() as conn:
             while True:
-                rows = self._pending_batch()
+                rows = self._pending_batch(conn)
                 by_topic: dict[str, list[Any]] = {}
                 for row in rows:
                     by_topic.setdefault(row.topic, []).append(row)
@@ -96,40 +96,45 @@ class OutboxRelay:
                     except Exception as exc:  # the broker is down or refused: keep the rows, try next sweep
                         log.warning("outbox publish failed", extra={"topic": topic, "outbox_ids": ids[:10],
                                                                     "error": repr(exc)})
-                        self._mark(ids, attempts=outbox.c.attempts + 1, last_error=repr(exc)[:2000])
+                        self._mark(conn, ids, attempts=outbox.c.attempts + 1, last_error=repr(exc)[:2000])
                         return published
-                    self._mark(ids, published_at=self.clock())
+                    self._mark(conn, ids, published_at=self.clock())
                     published += len(ids)
                 if len(rows) < self.batch:
                     return published
 
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """One drainer across processes (PostgreSQL session advisory lock): commit order on the wire."""
-        if self.engine.dialect.name != "postgresql":
-            yield  # SQLite: one process, and self._local already serialises its threads
-            return
+    def _session(self) -> Iterator[Connection]:
+        """One connection for a whole drain (one pool checkout and pre-ping, not one per statement),
+        committing after each statement so that none stays open while publishing. On PostgreSQL it
+        holds a session advisory lock across those commits: one drainer across processes keeps commit
+        order on the wire (SQLite has one process, and self._local serialises its threads)."""
         with self.engine.connect() as conn:
-            conn.execute(select(func.pg_advisory_lock(_RELAY_LOCK)))
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(select(func.pg_advisory_unlock(_RELAY_LOCK)))
+            locked = conn.dialect.name == "postgresql"
+            if locked:
+                conn.execute(select(func.pg_advisory_lock(_RELAY_LOCK)))
                 conn.commit()
+            try:
+                yield conn
+            finally:
+                if locked:
+                    conn.execute(select(func.pg_advisory_unlock(_RELAY_LOCK)))
+                    conn.commit()
 
-    def _pending_batch(self) -> list[Any]:
-        with self.engine.begin() as conn:
-            return list(conn.execute(
-                select(outbox.c.id, outbox.c.topic, outbox.c.partition_key, outbox.c.payload)
-                .where(outbox.c.published_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(self.batch)
-            ))
+    def _pending_batch(self, conn: Connection) -> list[Any]:
+        rows = list(conn.execute(
+            select(outbox.c.id, outbox.c.topic, outbox.c.partition_key, outbox.c.payload)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(self.batch)
+        ))
+        conn.commit()
+        return rows
 
-    def _mark(self, row_ids: list[int], **values: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(outbox).where(outbox.c.id.in_(row_ids)).values(**values))
+    @staticmethod
+    def _mark(conn: Connection, row_ids: list[int], **values: Any) -> None:
+        conn.execute(update(outbox).where(outbox.c.id.in_(row_ids)).values(**values))
+        conn.commit()
 
     def pending(self) -> int:
         with self.engine.connect() as conn:

@@ -36,9 +36,11 @@ class SqlTransaction:
 
     def __enter__(self) -> Self:
         self._conn = self.engine.connect()
-        if self.read_only:
-            # A read is one statement: in autocommit it needs no BEGIN and no ROLLBACK round trip
-            # (on SQLite, no write lock either).
+        if self.read_only and self._conn.dialect.name == "sqlite":
+            # A read is one statement: in autocommit it does not take the write lock that every
+            # other transaction takes up front (BEGIN IMMEDIATE), so it never waits for a writer.
+            # On PostgreSQL reads never wait for writers, and the pool's pre-ping has already opened
+            # the transaction the read runs in (pg8000 begins one implicitly).
             self._conn.execution_options(isolation_level="AUTOCOMMIT")
         elif self.isolation_level is not None and self._conn.dialect.name == "postgresql":
             self._conn.execution_options(isolation_level=self.isolation_level)
