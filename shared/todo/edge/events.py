@@ -43,7 +43,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..routes import HEALTH_PATH
 from ..runtime import Runtime, get_runtime
-from .http import in_thread
+from .threads import in_thread
 
 log = logging.getLogger(__name__)
 

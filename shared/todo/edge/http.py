@@ -7,15 +7,11 @@ database driver blocks) and maps every outcome to a response: the handler's repl
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import json
 import logging
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
@@ -28,23 +24,11 @@ from ..service.queries import InvalidCursor
 from ..service.tasks import Context
 from .auth import Principal, Unauthorized
 from .problems import HttpProblem, field_errors, invalid, no_route
+from .threads import in_thread
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
-P = ParamSpec("P")
-T = TypeVar("T")
 JSON_TYPES = ("application/json", "application/merge-patch+json")
-
-# Starlette's run_in_threadpool, minus its cost on a cold start: the first call imports anyio's
-# thread machinery (~15 ms). The same 40 threads at most, and the caller's context variables.
-_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="todo-worker")
-
-
-async def in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run blocking ``fn`` (the database driver blocks) on a worker thread, off the event loop."""
-    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_THREADS, call)
-
 
 @dataclass
 class Reply:

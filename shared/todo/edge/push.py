@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..adapters.change_feed import PushStore
 from ..runtime import Runtime
 from .auth import Principal, Unauthorized
-from .http import in_thread
+from .threads import in_thread
 
 log = logging.getLogger(__name__)
 
