@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from ..domain.audit import GENESIS_HASH, AuditEntry, ChainHead
 from ..service.audit import AuditQuery
 from .db import upsert
-from .idempotency import claim, claim_many
+from .idempotency import claim_many
 from .tables import audit_chain_head, audit_log
 from .unit_of_work import SqlTransaction
 
@@ -26,9 +26,6 @@ class SqlAuditStore:
     def __init__(self, conn: Connection, batch: int = 1000) -> None:
         self.conn = conn
         self.batch = batch
-
-    def claim(self, consumer: str, source: str, event_id: str, now: datetime) -> bool:
-        return claim(self.conn, consumer, source, event_id, now)
 
     def claim_many(self, consumer: str, events: Iterable[tuple[str, str]], now: datetime) -> set[tuple[str, str]]:
         return claim_many(self.conn, consumer, events, now)
