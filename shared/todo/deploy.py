@@ -222,6 +222,11 @@ class Project:
     def present(self, name: str) -> bool:
         return (self.root / "functions" / name / "main.py").is_file()
 
+    def tick_target(self, tick: Schedule) -> str | None:
+        """The function a tick goes to: the first it names that exists. One is enough: each does the
+        same shared work (one outbox table, one reminder table)."""
+        return next((f for f in tick.functions if self.present(f)), None)
+
     def functions(self) -> tuple[Function, ...]:
         names = [r.function for r in self.routes] + [s.function for s in self.subscriptions]
         names += list(WEBSOCKET_FUNCTIONS)
@@ -372,15 +377,15 @@ def dapr_annotations(app_id: str, env_from_secret: dict[str, str] | None = None)
 
 
 def function_service(fn: Function, sidecar: bool, sidecar_env: dict[str, str] | None = None,
-                     settings: dict[str, str] | None = None) -> Doc:
+                     windows: dict[str, int] | None = None) -> Doc:
     env = [_secret_env("TODO_DATABASE_URL", APP_SECRET, "TODO_DATABASE_URL")]
     if fn.routes or fn.websocket:  # only what checks tokens gets the key
         env.append(_secret_env("TODO_JWT_SECRET", APP_SECRET, "TODO_JWT_SECRET"))
     env += [{"name": "TODO_EVENTS", "value": "dapr"}, {"name": "TODO_LOG_LEVEL", "value": "INFO"}]
-    env += [{"name": name, "value": value} for name, value in sorted((settings or {}).items())]
+    env += [{"name": name, "value": str(seconds)} for name, seconds in sorted((windows or {}).items())]
     # A tick that works through its window is one request that long: give it time to finish.
-    window = max((int(v) for k, v in (settings or {}).items() if k in WINDOW_SETTINGS.values()), default=0)
-    sizing = replace(fn.sizing, timeout_seconds=max(fn.sizing.timeout_seconds, window + 30))
+    longest = max((windows or {}).values(), default=0)
+    sizing = replace(fn.sizing, timeout_seconds=max(fn.sizing.timeout_seconds, longest + 30))
     container: Doc = {"name": "function", "image": fn.image, "env": env}
     if fn.websocket:  # functions-framework's server routes HTTP only: the module's ASGI app, WebSocket included
         container["command"] = ["python", "-m", "uvicorn", "main:app", "--app-dir", f"/app/functions/{fn.name}",
@@ -474,47 +479,49 @@ def cluster_schedule(tick: Schedule) -> str:
     """The PingSource schedule of a tick: CLUSTER_SCHEDULES, else its period rounded up to minutes."""
     if tick.name in CLUSTER_SCHEDULES:
         return CLUSTER_SCHEDULES[tick.name]
-    if tick.every_seconds is None:
-        raise GeneratorError(f"the Dapr cron binding {tick.name!r} has no cluster schedule: add it to "
-                             "CLUSTER_SCHEDULES in shared/todo/deploy.py")
-    minutes = max(1, math.ceil(tick.every_seconds / 60))
+    minutes = _cluster_minutes(tick)
     if minutes == 1:
         return "* * * * *"
     if minutes < 60:
         return f"*/{minutes} * * * *"
-    return f"0 */{min(23, minutes // 60)} * * *"
+    return f"0 */{minutes // 60} * * *"
 
 
-def cluster_period_seconds(tick: Schedule) -> int:
-    """How often a tick's PingSource fires, for the ticks whose schedule comes from their period."""
-    assert tick.name not in CLUSTER_SCHEDULES and tick.every_seconds is not None
-    return 60 * max(1, math.ceil(tick.every_seconds / 60))
+def _cluster_minutes(tick: Schedule) -> int:
+    """The period of a tick's PingSource: its own rounded up to whole minutes (PingSource's finest),
+    from an hour up to whole hours (at most 23)."""
+    if tick.every_seconds is None:
+        raise GeneratorError(f"the Dapr cron binding {tick.name!r} has no cluster schedule: add it to "
+                             "CLUSTER_SCHEDULES in shared/todo/deploy.py")
+    minutes = max(1, math.ceil(tick.every_seconds / 60))
+    return minutes if minutes < 60 else 60 * min(23, minutes // 60)
 
 
-def tick_settings(project: Project) -> dict[str, dict[str, str]]:
-    """Per function, the settings that tell it the period of the ticks it gets (WINDOW_SETTINGS)."""
-    found: dict[str, dict[str, str]] = {}
+def tick_windows(project: Project) -> dict[str, dict[str, int]]:
+    """Per function, the settings (WINDOW_SETTINGS) that tell it the cluster period, in seconds, of
+    the ticks it gets."""
+    found: dict[str, dict[str, int]] = {}
     for tick in project.schedules():
-        present = [f for f in tick.functions if project.present(f)]
-        if present and tick.name in WINDOW_SETTINGS:
-            found.setdefault(present[0], {})[WINDOW_SETTINGS[tick.name]] = str(cluster_period_seconds(tick))
+        target = project.tick_target(tick)
+        if target is not None and tick.name in WINDOW_SETTINGS:
+            if tick.name in CLUSTER_SCHEDULES:  # a cron expression: no period to derive the window from
+                raise GeneratorError(f"{tick.name!r} works through a window: schedule it by its period")
+            found.setdefault(target, {})[WINDOW_SETTINGS[tick.name]] = 60 * _cluster_minutes(tick)
     return found
 
 
 def ping_sources(project: Project) -> list[Doc]:
     docs = []
     for tick in project.schedules():
-        present = [f for f in tick.functions if project.present(f)]
-        if not present:
+        target = project.tick_target(tick)
+        if target is None:
             continue
-        # One tick is enough: each function it names does the same shared work (one outbox table, one
-        # reminder table), so the first that exists gets it.
         docs.append({
             "apiVersion": "sources.knative.dev/v1",
             "kind": "PingSource",
-            "metadata": {"name": tick.name, "namespace": NAMESPACE, "labels": _labels(present[0], "schedule")},
+            "metadata": {"name": tick.name, "namespace": NAMESPACE, "labels": _labels(target, "schedule")},
             "spec": {"schedule": cluster_schedule(tick), "timezone": "Etc/UTC",
-                     "sink": {"ref": _ksvc_ref(present[0]), "uri": f"/{tick.name}"}},
+                     "sink": {"ref": _ksvc_ref(target), "uri": f"/{tick.name}"}},
         })
     return docs
 
@@ -716,9 +723,9 @@ def _function_comment(fn: Function, sidecar: bool) -> str:
 def render(project: Project, kafka: Kafka = IN_CLUSTER_KAFKA) -> dict[str, str]:
     """Every generated file: path relative to the root → content."""
     sidecars = set(project.sidecar_functions())
-    settings = tick_settings(project)
+    windows = tick_windows(project)
     functions = [(_function_comment(fn, fn.name in sidecars),
-                  function_service(fn, fn.name in sidecars, project.sidecar_env(fn.name), settings.get(fn.name)))
+                  function_service(fn, fn.name in sidecars, project.sidecar_env(fn.name), windows.get(fn.name)))
                  for fn in project.functions()]
     gateway = ("The public entry: `todo proxy`, the route table of the shared library (method and path),\n"
                "forwarding to the cluster-local HTTP functions. min-scale 1: see its reason annotation.")
