@@ -6,7 +6,7 @@ import contextlib
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -162,29 +162,38 @@ def test_reminder_events_are_recorded_with_their_details(sink: TestClient, engin
     assert verified(engine)["ok"] is True
 
 
-def test_concurrent_appenders_never_fork_the_chain(engine: Engine) -> None:
-    threads, per_thread = 4, 8
+def race(threads: int, work: Callable[[int], None]) -> None:
+    """Run ``work(worker)`` on ``threads`` threads released together; fail with the first error."""
     start = threading.Barrier(threads)
-    same = Occurrence("shared-event", "/todo/functions/update-task", "task.updated", "alice", 1, T0, {"id": 1})
     errors: list[BaseException] = []
 
-    def append(worker: int) -> None:
+    def run(worker: int) -> None:
         try:
             start.wait()
-            audit.record(SqlAuditUnitOfWork(engine), same, datetime.now(UTC))  # every thread, the same event
-            for n in range(per_thread):
-                occurrence = Occurrence(f"e{worker}-{n}", "/todo/functions/update-task", "task.updated",
-                                        f"user{worker}", 100 + worker, T0, {"id": 100 + worker, "n": n})
-                audit.record(SqlAuditUnitOfWork(engine), occurrence, datetime.now(UTC))
+            work(worker)
         except BaseException as exc:
             errors.append(exc)
 
-    workers = [threading.Thread(target=append, args=(w,)) for w in range(threads)]
+    workers = [threading.Thread(target=run, args=(w,)) for w in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(60)
     assert errors == []
+
+
+def test_concurrent_appenders_never_fork_the_chain(engine: Engine) -> None:
+    threads, per_thread = 4, 8
+    same = Occurrence("shared-event", "/todo/functions/update-task", "task.updated", "alice", 1, T0, {"id": 1})
+
+    def append(worker: int) -> None:
+        audit.record(SqlAuditUnitOfWork(engine), same, datetime.now(UTC))  # every thread, the same event
+        for n in range(per_thread):
+            occurrence = Occurrence(f"e{worker}-{n}", "/todo/functions/update-task", "task.updated",
+                                    f"user{worker}", 100 + worker, T0, {"id": 100 + worker, "n": n})
+            audit.record(SqlAuditUnitOfWork(engine), occurrence, datetime.now(UTC))
+
+    race(threads, append)
     trail = entries(engine)
     assert [e.seq for e in trail] == list(range(1, threads * per_thread + 2))
     assert [e.event_id for e in trail].count("shared-event") == 1
@@ -193,28 +202,15 @@ def test_concurrent_appenders_never_fork_the_chain(engine: Engine) -> None:
 
 def test_concurrent_overlapping_batches_record_each_event_once(engine: Engine) -> None:
     """Bulk deliveries racing with shared events (a redelivery to two processes): no deadlock, no fork."""
-    threads = 4
-    start = threading.Barrier(threads)
     events = [Occurrence(f"b{n}", "/todo/functions/update-task", "task.updated", "alice", 1, T0, {"id": 1, "n": n})
               for n in range(40)]
-    errors: list[BaseException] = []
 
     def append(worker: int) -> None:
-        try:
-            start.wait()
-            mine = events[worker * 5: worker * 5 + 25]  # overlapping windows, in different orders
-            for _ in range(3):
-                audit.record_many(SqlAuditUnitOfWork(engine), mine[::-1] if worker % 2 else mine,
-                                  datetime.now(UTC))
-        except BaseException as exc:
-            errors.append(exc)
+        mine = events[worker * 5: worker * 5 + 25]  # overlapping windows, in different orders
+        for _ in range(3):
+            audit.record_many(SqlAuditUnitOfWork(engine), mine[::-1] if worker % 2 else mine, datetime.now(UTC))
 
-    workers = [threading.Thread(target=append, args=(w,)) for w in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(60)
-    assert errors == []
+    race(4, append)
     trail = entries(engine)
     assert sorted(e.event_id for e in trail) == sorted(f"b{n}" for n in range(40))
     assert [e.seq for e in trail] == list(range(1, 41))
