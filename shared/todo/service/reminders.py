@@ -48,21 +48,7 @@ class Channels(Protocol):
 
 def scan(uow: UnitOfWork, function_name: str, now: datetime, limit: int = 1000) -> int:
     """Trigger every due reminder; safe with duplicate ticks and concurrent scanners."""
-    with uow:
-        due = uow.reminders.claim_due(now, limit)
-        events = []
-        for reminder in due:
-            task = uow.tasks.get(reminder.user_id, reminder.task_id)
-            if task is None or task.status is not Status.OPEN:
-                continue
-            events.append(reminder_cloud_event("triggered", task, reminder.remind_at, now, function_name,
-                                               reminder_id=reminder.id))
-        if events:
-            uow.outbox.add(events, now)
-        uow.commit()
-    if due:
-        log.info("reminders triggered", extra={"count": len(due)})
-    return len(due)
+    return _scan(uow, function_name, now, limit)[0]
 
 
 def fire_until(new_uow: Callable[[], UnitOfWork], function_name: str, clock: Callable[[], datetime],
@@ -75,12 +61,32 @@ def fire_until(new_uow: Callable[[], UnitOfWork], function_name: str, clock: Cal
     """
     fired = 0
     while True:
-        fired += scan(new_uow(), function_name, clock())
-        with new_uow() as uow:
-            upcoming = uow.reminders.next_due()
+        count, upcoming = _scan(new_uow(), function_name, clock())
+        fired += count
         if upcoming is None or upcoming >= until:
             return fired
         sleep(max(resolution, (upcoming - clock()).total_seconds()))
+
+
+def _scan(uow: UnitOfWork, function_name: str, now: datetime,
+          limit: int = 1000) -> tuple[int, datetime | None]:
+    """How many reminders were triggered, and when the next scheduled one is due (same transaction)."""
+    with uow:
+        due = uow.reminders.claim_due(now, limit)
+        events = []
+        for reminder in due:
+            task = uow.tasks.get(reminder.user_id, reminder.task_id)
+            if task is None or task.status is not Status.OPEN:
+                continue
+            events.append(reminder_cloud_event("triggered", task, reminder.remind_at, now, function_name,
+                                               reminder_id=reminder.id))
+        if events:
+            uow.outbox.add(events, now)
+        upcoming = uow.reminders.next_due()
+        uow.commit()
+    if due:
+        log.info("reminders triggered", extra={"count": len(due)})
+    return len(due), upcoming
 
 
 def notify(uow: UnitOfWork, channels: Channels, reminder: Triggered, now: datetime) -> dict[str, bool]:
