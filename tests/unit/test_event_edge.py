@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from todo.edge.events import EventFunction, IncomingEvent, Poison, bulk_entries, parse
+from todo.edge.events import EventFunction, IncomingEvent, Poison, parse, read
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -54,17 +54,19 @@ def test_anything_else_is_poison(headers: dict[str, str], body: bytes, reason: s
 # -- bulk deliveries ------------------------------------------------------------------------------
 
 def test_a_bulk_delivery_reads_as_the_same_events() -> None:
-    _, body = delivery("dapr-bulk-task-created.json")
-    entries = bulk_entries(body)
-    assert entries is not None and len(entries) == 1
+    headers, body = delivery("dapr-bulk-task-created.json")
+    entries = read(headers, body)
+    assert isinstance(entries, list) and len(entries) == 1
     entry_id, event = entries[0]
     single = parse(*delivery("dapr-envelope-task-created.json"))
     assert entry_id == "<entryId>" and event == single
 
 
 def test_a_single_cloudevent_is_not_a_bulk() -> None:
-    assert bulk_entries(delivery("dapr-envelope-task-created.json")[1]) is None
-    assert bulk_entries(b"{not json") is None
+    single = delivery("dapr-envelope-task-created.json")
+    assert read(*single) == parse(*single)
+    with pytest.raises(Poison, match="malformed JSON"):
+        read({"content-type": "application/json"}, b"{not json")
 
 
 def ce(n: int, **more: Any) -> dict[str, Any]:

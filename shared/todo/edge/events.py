@@ -68,9 +68,24 @@ class IncomingEvent:
     attributes: Mapping[str, Any]
 
 
+BulkEntry = tuple[str, IncomingEvent | Poison]
+"""An entry of a daprd bulk delivery: its ``entryId``, and its event or why it is poison."""
+
+
+def read(headers: Mapping[str, str], body: bytes) -> IncomingEvent | list[BulkEntry]:
+    """A delivery: one event (either form, see :func:`parse`) or the entries of a daprd bulk, whose
+    body is plain JSON holding ``entries``. The body is decoded once."""
+    if "ce-id" not in headers and _content_type(headers) == "application/json":
+        value = _json(body)
+        if isinstance(value, dict) and isinstance(value.get("entries"), list) and "specversion" not in value:
+            return _bulk_entries(value["entries"])
+        return _dapr_event(value)
+    return parse(headers, body)
+
+
 def parse(headers: Mapping[str, str], body: bytes) -> IncomingEvent:
     """Read either delivery form into one event; raise :class:`Poison` for anything else."""
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = _content_type(headers)
     if "ce-id" in headers:
         attributes: dict[str, Any] = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
         data = _json(body) if body else None
@@ -79,11 +94,30 @@ def parse(headers: Mapping[str, str], body: bytes) -> IncomingEvent:
         attributes["data"] = data
         return _from_attributes(attributes, via="knative")
     if content_type == STRUCTURED or content_type == "application/json":
-        event = _json(body)
-        if not isinstance(event, dict) or not _is_cloud_event(event):
-            raise Poison("the body is not a CloudEvent")
-        return _structured(event, via="dapr")
+        return _dapr_event(_json(body))
     raise Poison(f"not a CloudEvent (content-type {content_type or 'missing'})")
+
+
+def _content_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _dapr_event(value: Any) -> IncomingEvent:
+    if not isinstance(value, dict) or not _is_cloud_event(value):
+        raise Poison("the body is not a CloudEvent")
+    return _structured(value, via="dapr")
+
+
+def _bulk_entries(entries: list[Any]) -> list[BulkEntry]:
+    found: list[BulkEntry] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("entryId"), str):
+            continue  # no id to answer for: daprd retries what it gets no status for
+        try:
+            found.append((entry["entryId"], _dapr_event(entry.get("event"))))
+        except Poison as exc:
+            found.append((entry["entryId"], exc))
+    return found
 
 
 def _json(body: bytes) -> Any:
@@ -158,29 +192,6 @@ def one_by_one(handle: EventHandler) -> BatchHandler:
     return handle_batch
 
 
-def bulk_entries(body: bytes) -> list[tuple[str, IncomingEvent | Poison]] | None:
-    """The entries of a daprd bulk delivery (entry id, event or why it is poison); None if the body
-    is not one."""
-    try:
-        envelope = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(envelope, dict) or not isinstance(envelope.get("entries"), list) or "specversion" in envelope:
-        return None
-    entries: list[tuple[str, IncomingEvent | Poison]] = []
-    for entry in envelope["entries"]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("entryId"), str):
-            continue  # no id to answer for: daprd retries what it gets no status for
-        event = entry.get("event")
-        try:
-            if not isinstance(event, dict) or not _is_cloud_event(event):
-                raise Poison("the entry is not a CloudEvent")
-            entries.append((entry["entryId"], _structured(event, via="dapr")))
-        except Poison as exc:
-            entries.append((entry["entryId"], exc))
-    return entries
-
-
 class EventFunction:
     """Entry of an event function: CloudEvents on ``events_path`` (one, or a daprd bulk of them); a
     tick of the Dapr cron binding named ``<name>`` arrives as ``POST /<name>`` with an empty body.
@@ -219,16 +230,16 @@ class EventFunction:
         if request.method != "POST":
             return Response(status_code=405, headers={"Allow": "POST"})
         body = await request.body()
-        if "ce-id" not in request.headers and (bulk := bulk_entries(body)) is not None:
-            statuses = await in_thread(self._process_bulk, bulk)
-            return JSONResponse({"statuses": [{"entryId": entry_id, "status": status}
-                                              for entry_id, status in statuses]})
         try:
-            event = parse(request.headers, body)
+            event = read(request.headers, body)
         except Poison as exc:
             via = "knative" if "ce-id" in request.headers else "dapr"
             log.warning("poison event", extra={"function": self.name, "reason": str(exc)})
             return poison(via, str(exc))
+        if isinstance(event, list):  # a daprd bulk
+            statuses = await in_thread(self._process_bulk, event)
+            return JSONResponse({"statuses": [{"entryId": entry_id, "status": status}
+                                              for entry_id, status in statuses]})
         outcome = (await in_thread(self._process, [event]))[0]
         if outcome is None:
             return done(event.via)
@@ -236,7 +247,7 @@ class EventFunction:
             return poison(event.via, str(outcome))
         return retry(type(outcome).__name__)
 
-    def _process_bulk(self, bulk: list[tuple[str, IncomingEvent | Poison]]) -> list[tuple[str, str]]:
+    def _process_bulk(self, bulk: list[BulkEntry]) -> list[tuple[str, str]]:
         events = [item for _, item in bulk if isinstance(item, IncomingEvent)]
         outcomes = iter(self._process(events))
         statuses = []
