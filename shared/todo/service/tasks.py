@@ -193,9 +193,9 @@ def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Tas
         uow.reminders.cancel(task.id)  # snoozes too: nothing reminds of a closed task
     else:
         planned = plan(task, ctx.now)
-        # A task created just now has no reminders to reconcile: spare the round trip that reads them.
-        added = uow.reminders.replan(task.user_id, task.id, planned, ctx.now) if planned or event_type != "created" \
-            else []
+        added: list[PlannedReminder] = []
+        if planned or event_type != "created":  # a new task without reminders has none to reconcile
+            added = uow.reminders.replan(task.user_id, task.id, planned, ctx.now)
         events += [reminder_cloud_event("scheduled", task, reminder.remind_at, ctx.now, ctx.function_name)
                    for reminder in added]
     uow.outbox.add(events, ctx.now)  # one statement for all of them, in this order
