@@ -21,7 +21,7 @@ venv: $(BIN)/.installed
 STACK ?= embedded
 run: venv
 ifeq ($(STACK),real)
-	exec $(BIN)/todo stack --port $(PORT)
+	exec $(BIN)/todo-dev stack --port $(PORT)
 else
 	$(BIN)/todo migrate
 	@echo "A token for user 'dev' (valid 12 h):"

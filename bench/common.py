@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from todo_dev import ports
+from todo_dev.stack import ROOT, Stack
 
-from todo.devstack import ROOT, Stack
 from todo.edge.auth import mint
 from todo.settings import Settings
 
@@ -25,9 +26,6 @@ WORK = Path(os.environ.get("BENCH_WORK", BENCH / ".work"))
 RESULTS = BENCH / "results"
 SECRET = "bench-secret-" + "b" * 40  # a throw-away HS256 key for the bench stack only
 
-# Own ports: never the tests' (28000+, 55433, 29092) nor `make run`'s (18000+, 55432, 9092).
-PORTS: dict[str, int] = {"base_port": 38000, "gateway_port": 38080, "pg_port": 55434, "kafka_port": 39092,
-                         "smtp_port": 39025}
 
 
 @dataclass
@@ -57,13 +55,14 @@ def headers(user: str = "bench") -> dict[str, str]:
 def make_stack(name: str, functions: tuple[str, ...] | None = None, fresh: bool = True) -> Stack:
     """A stack on the bench ports in its own directory (``bench/.work/<name>``): ``fresh`` wipes it first, so
     no benchmark sees another's rows or Kafka records (P4 keeps its generated tasks between runs)."""
-    kwargs: dict[str, Any] = dict(PORTS)
+    kwargs: dict[str, Any] = {}
     if functions is not None:
         kwargs["functions"] = functions
     folder = WORK / name
     if fresh and folder.exists():
         shutil.rmtree(folder)
-    return Stack(folder, SECRET, **kwargs)
+    # Own ports (todo_dev.ports.bench): never the tests' nor `make run`'s.
+    return Stack.on(ports.bench(), folder, SECRET, **kwargs)
 
 
 def start_postgres(stack: Stack) -> None:

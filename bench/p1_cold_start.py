@@ -23,13 +23,14 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+from todo_dev import ports
+from todo_dev.stack import Stack, functions_present
 
-from todo.devstack import Stack, functions_present
 from todo.routes import WS_FUNCTION
 
 from .common import BENCH, WORK, Row, engines, headers, make_stack, median, psql
 
-PORT = 38500
+PORT = ports.bench_port(0)
 HELLO = [sys.executable, "-m", "functions_framework", "--target", "hello", "--source",
          str(BENCH / "hello" / "main.py"), "--asgi", "--host", "127.0.0.1", "--port", str(PORT)]
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from todo.devstack import Stack
+from todo_dev.stack import Stack
 
 from .common import Row, engines, ensure_wrk, make_stack, median, pct, pg_bin, token, tree_pids, vm_hwm_kib
 

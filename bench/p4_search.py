@@ -14,8 +14,8 @@ import httpx
 import pg8000.dbapi
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from todo_dev.stack import Stack
 
-from todo.devstack import Stack
 from todo.edge.schemas import ListQueryIn
 from todo.runtime import Runtime
 from todo.service import tasks

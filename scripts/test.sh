@@ -9,6 +9,10 @@ echo "== mypy"; $BIN/mypy
 # Each function is its own "main" module, so each is checked on its own.
 for f in functions/*/main.py; do $BIN/mypy --no-error-summary "$f"; done
 
+# The test PostgreSQL listens in this run's port block (todo_dev.ports; TODO_PORT_SLOT moves it).
+# Its own cluster directory: `make run STACK=real` may be using .stack/pg at the same time.
+export PGPORT=${PGPORT:-$($BIN/python -m todo_dev.ports test-postgres)}
+export TODO_STACK_DIR=${TODO_STACK_DIR:-$PWD/.stack/test}
 started_pg=0
 cleanup() { [ "$started_pg" = 1 ] && scripts/stack/postgres.sh stop || true; }
 trap cleanup EXIT

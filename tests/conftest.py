@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
+from todo_dev import ports
 
 from todo.adapters.db import make_engine
 from todo.adapters.migrate import upgrade
@@ -26,6 +27,12 @@ from todo.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("TODO_TEST_DATABASE_URL")
 SECRET = "test-secret-" + "x" * 32
+
+
+@pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    """pytest-httpserver's stub server on a port of this run's test block, not an outgoing one."""
+    return "127.0.0.1", ports.test_port(50)
 
 
 def base_settings(tmp_path: Path, **changes: object) -> Settings:

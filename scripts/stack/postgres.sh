@@ -8,7 +8,7 @@
 #   scripts/stack/postgres.sh psql [ARGS]   # psql as role todo on db todo
 #   scripts/stack/postgres.sh clean    # stop and delete the cluster
 #
-# Environment: PGPORT (55432), TODO_STACK_DIR ($PWD/.stack).
+# Environment: PGPORT (15432: make run STACK=real; make test sets its own), TODO_STACK_DIR ($PWD/.stack).
 # The cluster lives in $TODO_STACK_DIR/pg (data/, run/ = unix socket dir, postgres.log):
 # listen_addresses=127.0.0.1, trust auth, database `todo` owned by role `todo`.
 # Durability is off (fsync, synchronous_commit, full_page_writes): data is disposable.
@@ -19,7 +19,7 @@
 set -euo pipefail
 
 STACK_DIR=${TODO_STACK_DIR:-$PWD/.stack}
-PORT=${PGPORT:-55432}
+PORT=${PGPORT:-15432}
 DB=todo
 ROLE=todo
 

@@ -32,9 +32,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     proxy.add_argument("--port", type=int, default=8080)
     proxy.add_argument("--upstream", action="append", default=[], metavar="FUNCTION=URL")
 
-    stack = commands.add_parser("stack", help="run the real stack: PostgreSQL, Kafka, a daprd per function")
-    stack.add_argument("--port", type=int, default=None, help="gateway port (default: $PORT or 8080)")
-
     audit = commands.add_parser("audit", help="the audit trail")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     audit_commands.add_parser("verify", help="recompute the hash chain; print the result, exit 1 if broken")
@@ -96,44 +93,9 @@ def _run(args: argparse.Namespace) -> int:
         upstreams = dict(item.split("=", 1) for item in args.upstream)
         uvicorn.run(build_proxy_app(upstreams), host=args.host, port=args.port, log_config=None, access_log=False)
         return 0
-    if args.command == "stack":
-        return _stack(args)
     if args.command == "audit":
         return _audit(args)
     raise AssertionError(args.command)
-
-
-def _stack(args: argparse.Namespace) -> int:
-    import os
-    import signal
-    from pathlib import Path
-
-    from .devstack import Stack
-    from .settings import Settings
-
-    stack_dir = Path(".stack").resolve()
-    secret = Settings(data_dir=stack_dir).hs256_secret()  # kept in .stack/jwt-secret across runs
-    assert secret is not None
-    secret_file = stack_dir / "jwt-secret"
-    stack = Stack(stack_dir, secret, gateway_port=args.port or int(os.environ.get("PORT", "8080")))
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        stack.up()
-        print(f"real stack up on http://127.0.0.1:{stack.gateway_port}; logs: {stack.log_path}", flush=True)
-        print(f"token: TODO_JWT_SECRET=$(cat {secret_file}) TODO_DATABASE_URL={stack.database_url} "
-              "todo token --sub dev", flush=True)
-        while not stopping:
-            signal.pause()
-    finally:
-        stack.down()
-    return 0
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from todo import deploy
+from todo_dev import deploy
 
 from .checks import Manifests, load
 

@@ -1,4 +1,4 @@
-"""The generated files are what `python -m todo.deploy` writes, and a new row is a regenerate away."""
+"""The generated files are what `python -m todo_dev.deploy` writes, and a new row is a regenerate away."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from todo_dev import deploy
 
-from todo import deploy
 from todo.routes import ROUTES, SUBSCRIPTIONS, TICKS, Route, Subscription, Tick
 
 from . import checks
@@ -15,7 +15,7 @@ from .checks import ROOT, Manifests
 
 
 def test_the_committed_files_are_what_the_generator_writes(project: deploy.Project) -> None:
-    assert deploy.stale(project) == [], "run `python -m todo.deploy` and commit what it writes"
+    assert deploy.stale(project) == [], "run `python -m todo_dev.deploy` and commit what it writes"
 
 
 def test_the_check_command_agrees(capsys: pytest.CaptureFixture[str]) -> None:

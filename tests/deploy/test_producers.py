@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from todo_dev import deploy
 
-from todo import deploy
 from todo.routes import SUBSCRIPTIONS
 
 from .checks import Manifests, producer_report

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from todo_dev import deploy
 
-from todo import deploy
 from todo.routes import HEALTH_PATH
 
 from .checks import (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,15 +13,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from todo_dev import ports
 
 ROOT = Path(__file__).resolve().parents[2]
 TODO = str(Path(sys.executable).with_name("todo"))
 
 
+_next_port = iter(range(20))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port of this run's test block (todo_dev.ports), not one of the outgoing range."""
+    return ports.test_port(next(_next_port))
 
 
 class Server:

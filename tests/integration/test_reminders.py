@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from standardwebhooks import Webhook as ReferenceVerifier
+from todo_dev import ports
+from werkzeug import Request, Response
 
 from tests.smtp_inbox import Inbox
 from todo.adapters.channels import Channels, new_webhook_secret
@@ -156,9 +157,7 @@ def test_notification_settings_round_trip_and_secrets_are_generated(alice: Api, 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
     inbox = Inbox()
-    with socket.socket() as probe:  # aiosmtpd checks its own port on start, so it needs a real one
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = ports.test_port(60)
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield inbox, port
@@ -166,24 +165,16 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[list[tuple[dict[str, str], bytes]], list[int], str]]:
+def receiver(httpserver: HTTPServer) -> tuple[list[tuple[dict[str, str], bytes]], list[int], str]:
     received: list[tuple[dict[str, str], bytes]] = []
     statuses: list[int] = []  # answers to give, in order; 204 once they run out
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(statuses.pop(0) if statuses else 204)
-            self.end_headers()
+    def answer(request: Request) -> Response:
+        received.append(({k.lower(): v for k, v in request.headers.items()}, request.get_data()))
+        return Response(status=statuses.pop(0) if statuses else 204)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield received, statuses, f"http://127.0.0.1:{server.server_port}/hook"
-    server.shutdown()
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(answer)
+    return received, statuses, str(httpserver.url_for("/hook"))
 
 
 # The channel tests below drive the service without the gateway: its ticker and relay would deliver

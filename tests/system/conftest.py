@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
+from todo_dev import ports
+from todo_dev.stack import Stack
 
-from todo.devstack import Stack
 from todo.edge.auth import mint
 from todo.settings import Settings
 
@@ -22,8 +23,7 @@ SECRET = "system-secret-" + "s" * 40
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(tmp_path_factory.mktemp("stack"), SECRET, base_port=28000, gateway_port=28080,
-                  pg_port=55433, kafka_port=29092, smtp_port=29025)
+    stack = Stack.on(ports.system(), tmp_path_factory.mktemp("stack"), SECRET)
     try:
         stack.up()
         yield stack

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-
-from todo.devstack import CACHE, ROOT, Stack
+from todo_dev import ports
+from todo_dev.stack import CACHE, ROOT, Stack
 
 from .conftest import eventually
 
@@ -105,7 +105,7 @@ def normalise_event(envelope: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("bulk", [False, True], ids=["one", "bulk"])
 def test_daprd_delivery_matches_the_golden_envelope(
         stack: Stack, api: Callable[..., httpx.Response], user: str, tmp_path: Path, bulk: bool) -> None:
-    app_port, http_port, grpc_port, internal, metrics = 28090, 28091, 28092, 28093, 28094
+    app_port, http_port, grpc_port, internal, metrics = (ports.test_port(n) for n in range(5))
     captured = tmp_path / "captured.jsonl"
     env = stack.env_for("capture")
     stack._spawn("capture", [sys.executable, "-c", CAPTURE_APP, str(app_port), str(captured)], env)

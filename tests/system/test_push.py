@@ -7,16 +7,17 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from todo_dev import ports
+from todo_dev.stack import Ports, Stack
 from websockets.sync.client import ClientConnection, connect
 
-from todo.devstack import Ports, Stack
 from todo.edge.auth import mint
 from todo.settings import Settings
 
 from .conftest import SECRET
 
 pytestmark = pytest.mark.system
-SECOND = Ports(app=28200, dapr_http=28201, dapr_grpc=28202, dapr_internal=28203, metrics=28204)
+SECOND = Ports(*(ports.test_port(n) for n in range(5, 10)))
 
 
 @pytest.fixture(scope="module")

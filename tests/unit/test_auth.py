@@ -5,10 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pytest_httpserver import HTTPServer
 
 from todo.edge.auth import TokenVerifier, Unauthorized, mint
 from todo.settings import Settings
@@ -97,7 +95,7 @@ def ec_key() -> ec.EllipticCurvePrivateKey:
 
 
 @pytest.fixture
-def jwks_url(rsa_key: rsa.RSAPrivateKey, ec_key: ec.EllipticCurvePrivateKey) -> Iterator[str]:
+def jwks_url(httpserver: HTTPServer, rsa_key: rsa.RSAPrivateKey, ec_key: ec.EllipticCurvePrivateKey) -> str:
     keys = []
     for kid, key, alg in (("rsa-1", rsa_key, jwt.algorithms.RSAAlgorithm),
                           ("ec-1", ec_key, jwt.algorithms.ECAlgorithm)):
@@ -106,21 +104,8 @@ def jwks_url(rsa_key: rsa.RSAPrivateKey, ec_key: ec.EllipticCurvePrivateKey) -> 
         keys.append(jwk)
     body = json.dumps({"keys": keys}).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/jwks.json"
-    server.shutdown()
+    httpserver.expect_request("/jwks.json").respond_with_data(body, content_type="application/json")
+    return str(httpserver.url_for("/jwks.json"))
 
 
 def test_rs256_and_es256_tokens_verify_against_the_jwks(tmp_path: Path, jwks_url: str, rsa_key: Any,

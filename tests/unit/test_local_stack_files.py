@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from todo_dev.stack import Stack, functions_present
 
-from todo.devstack import Stack, functions_present
 from todo.routes import WS_FUNCTION
 
 ROOT = Path(__file__).resolve().parents[2]

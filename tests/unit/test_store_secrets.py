@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import re
 from pathlib import Path
-from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
+from todo_dev import ports
+from werkzeug import Request, Response
 
 from todo.adapters.secrets import with_store_secrets
 from todo.settings import ConfigError, Settings
@@ -19,26 +18,16 @@ STORE = {"TODO_DATABASE_URL": "postgresql+pg8000://todo@db/todo", "TODO_JWT_SECR
 
 
 @pytest.fixture
-def sidecar_port() -> Iterator[int]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            store, name = self.path.removeprefix("/v1.0/secrets/").split("/", 1)
-            if store != "envstore" or name not in STORE:
-                self.send_response(500)  # what daprd answers for an unknown secret
-                self.end_headers()
-                return
-            body = json.dumps({name: STORE[name]}).encode()
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(body)
+def sidecar_port(httpserver: HTTPServer) -> int:
+    """A stand-in for daprd's secrets API (GET /v1.0/secrets/<store>/<name>)."""
+    def answer(request: Request) -> Response:
+        store, name = request.path.removeprefix("/v1.0/secrets/").split("/", 1)
+        if store != "envstore" or name not in STORE:
+            return Response(status=500)  # what daprd answers for an unknown secret
+        return Response(json.dumps({name: STORE[name]}), content_type="application/json")
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_port
-    server.shutdown()
+    httpserver.expect_request(re.compile(r"^/v1\.0/secrets/")).respond_with_handler(answer)
+    return int(httpserver.port)
 
 
 def test_missing_secrets_come_from_the_store(tmp_path: Path, sidecar_port: int) -> None:
@@ -59,8 +48,6 @@ def test_an_unknown_store_or_secret_is_a_configuration_error(tmp_path: Path, sid
 
 
 def test_no_sidecar_is_a_configuration_error_after_waiting(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()[1]
+    free = ports.test_port(69)  # nothing of this run listens there
     with pytest.raises(ConfigError, match="no Dapr sidecar"):
         with_store_secrets(Settings(data_dir=tmp_path, secret_store="envstore", dapr_http_port=free), 0.5)

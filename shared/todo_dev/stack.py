@@ -24,7 +24,9 @@ from typing import IO, Any
 
 import httpx
 
-from .routes import HTTP_FUNCTIONS, SUBSCRIPTIONS, WS_FUNCTION
+from todo.routes import HTTP_FUNCTIONS, SUBSCRIPTIONS, WS_FUNCTION
+
+from .ports import DEV, StackPorts
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "stack"
@@ -56,13 +58,19 @@ class Child:
 class Stack:
     stack_dir: Path
     jwt_secret: str
-    base_port: int = 18000
-    gateway_port: int = 8080
-    pg_port: int = 55432
-    kafka_port: int = 9092
-    smtp_port: int = 2525  # where on-reminder's daprd sends mail (the email component)
+    base_port: int = DEV.base
+    gateway_port: int = DEV.gateway
+    pg_port: int = DEV.postgres
+    kafka_port: int = DEV.kafka
+    smtp_port: int = DEV.smtp  # where on-reminder's daprd sends mail (the email component)
     functions: tuple[str, ...] = field(default_factory=functions_present)
     children: dict[str, Child] = field(default_factory=dict)
+
+    @classmethod
+    def on(cls, ports: StackPorts, stack_dir: Path, jwt_secret: str, **kwargs: Any) -> Stack:
+        """A stack listening on ``ports`` (see todo_dev.ports)."""
+        return cls(stack_dir, jwt_secret, base_port=ports.base, gateway_port=ports.gateway,
+                   pg_port=ports.postgres, kafka_port=ports.kafka, smtp_port=ports.smtp, **kwargs)
 
     def __post_init__(self) -> None:
         self.stack_dir.mkdir(parents=True, exist_ok=True)
