@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TODO = str(Path(sys.executable).with_name("todo"))
 
 
-_next_port = iter(range(20))
+_next_port = iter(range(10, 30))
 
 
 def free_port() -> int:
