@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from todo_dev import ports
-from todo_dev.stack import ROOT, Stack
 
 from todo.edge.auth import mint
 from todo.settings import Settings
+from todo_dev import ports
+from todo_dev.stack import ROOT, Stack
 
 BENCH = Path(__file__).resolve().parent
 WORK = Path(os.environ.get("BENCH_WORK", BENCH / ".work"))

@@ -23,10 +23,10 @@ import uuid
 from collections.abc import Callable
 
 import httpx
-from todo_dev import ports
-from todo_dev.stack import Stack, functions_present
 
 from todo.routes import WS_FUNCTION
+from todo_dev import ports
+from todo_dev.stack import Stack, functions_present
 
 from .common import BENCH, WORK, Row, engines, headers, make_stack, median, psql
 

@@ -14,8 +14,9 @@ import uuid
 import httpx
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
-from todo_dev.stack import Stack
 from websockets.sync.client import connect
+
+from todo_dev.stack import Stack
 
 from .common import Row, engines, headers, make_stack, median, pct, token
 

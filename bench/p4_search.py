@@ -14,12 +14,12 @@ import httpx
 import pg8000.dbapi
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from todo_dev.stack import Stack
 
 from todo.edge.schemas import ListQueryIn
 from todo.runtime import Runtime
 from todo.service import tasks
 from todo.settings import Settings
+from todo_dev.stack import Stack
 
 from .common import SECRET, Row, engines, headers, make_stack, median, pct, psql
 

@@ -15,6 +15,7 @@ import uuid
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+
 from todo_dev.stack import Stack
 
 from .common import Row, engines, headers, make_stack, median, psql

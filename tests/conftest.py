@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
-from todo_dev import ports
 
 from todo.adapters.db import make_engine
 from todo.adapters.migrate import upgrade
@@ -23,6 +22,7 @@ from todo.adapters.tables import AUDIT_TABLES, metadata
 from todo.edge.auth import mint
 from todo.runtime import Runtime
 from todo.settings import Settings
+from todo_dev import ports
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("TODO_TEST_DATABASE_URL")

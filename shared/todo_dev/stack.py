@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,8 +23,9 @@ from typing import IO, Any
 
 import httpx
 
-from todo.routes import HTTP_FUNCTIONS, SUBSCRIPTIONS, WS_FUNCTION
+from todo.routes import HTTP_FUNCTIONS, SUBSCRIPTIONS
 
+from .launch import FromSources, Launch, Launcher
 from .ports import DEV, StackPorts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +64,11 @@ class Stack:
     kafka_port: int = DEV.kafka
     smtp_port: int = DEV.smtp  # where on-reminder's daprd sends mail (the email component)
     functions: tuple[str, ...] = field(default_factory=functions_present)
+    # How each process starts: from the work tree's sources (make run STACK=real), or as the images
+    # ship it (todo_dev.launch.AsShipped: the system tests).
+    launcher: Launcher = field(default_factory=FromSources)
+    # Webhooks to loopback, where a test's receiver listens (never in a cluster: SSRF).
+    allow_private_webhooks: bool = False
     children: dict[str, Child] = field(default_factory=dict)
 
     @classmethod
@@ -111,7 +116,8 @@ class Stack:
         self._script("postgres.sh", "stop")
 
     def migrate(self) -> None:
-        subprocess.run([sys.executable, "-m", "todo.cli", "migrate"], check=True, env=self.env_for("migrate"))
+        launch = self.launcher.migrate(self.stack_env("migrate"))
+        subprocess.run(launch.argv, check=True, env=launch.env, cwd=launch.cwd)
 
     # -- functions ----------------------------------------------------------------------------------
 
@@ -120,8 +126,14 @@ class Stack:
         return Ports(base, base + 1, base + 2, base + 3, base + 4)
 
     def env_for(self, function: str, ports: Ports | None = None) -> dict[str, str]:
+        """The developer's environment with the stack's variables: what daprd (and a benchmark) runs with."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TODO_", "DAPR_"))}
-        env.update({
+        env.update(self.stack_env(function, ports))
+        return env
+
+    def stack_env(self, function: str, ports: Ports | None = None) -> dict[str, str]:
+        """The stack's own variables for one process: engines, ports, the sidecar's ports."""
+        env = {
             "TODO_DATABASE_URL": self.database_url,
             "TODO_JWT_SECRET": self.jwt_secret,
             "TODO_EVENTS": "dapr",
@@ -131,7 +143,9 @@ class Stack:
             "SMTP_PORT": str(self.smtp_port),
             "DAPR_HOST_IP": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
-        })
+        }
+        if self.allow_private_webhooks:
+            env["TODO_WEBHOOK_ALLOW_PRIVATE"] = "1"
         if ports is None and function in self.functions:
             ports = self.ports(function)
         if ports is not None:
@@ -140,9 +154,9 @@ class Stack:
         return env
 
     def app_env(self, function: str, ports: Ports | None = None) -> dict[str, str]:
-        """A function's own environment: no secrets in it; it reads them from its sidecar's store
+        """A function's own variables: no secrets among them; it reads them from its sidecar's store
         (dapr-components/secretstore.yaml), which holds them in the sidecar's environment."""
-        env = self.env_for(function, ports)
+        env = self.stack_env(function, ports)
         for name in ("TODO_DATABASE_URL", "TODO_JWT_SECRET", "KAFKA_BROKERS", "SMTP_HOST", "SMTP_PORT"):
             env.pop(name)
         env["TODO_SECRET_STORE"] = "envstore"  # noqa: S105 (the store's name, not a secret)
@@ -155,7 +169,7 @@ class Stack:
         name = name or function
         env = self.env_for(function, ports)
         if app:
-            self._spawn(name, self.app_command(function, ports.app), self.app_env(function, ports))
+            self._launch(name, self.launcher.function(function, ports.app, self.app_env(function, ports)))
             self._wait_http(f"http://127.0.0.1:{ports.app}/healthz", name, expect=(200,))
         if sidecar:
             self._spawn(f"{name}.daprd", [
@@ -168,24 +182,16 @@ class Stack:
             self._wait_http(f"http://127.0.0.1:{ports.dapr_http}/v1.0/healthz", f"{name}.daprd",
                             expect=(204,))
 
-    @staticmethod
-    def app_command(function: str, port: int) -> list[str]:
-        folder = ROOT / "functions" / function
-        if function == WS_FUNCTION:  # its module's own ASGI app: the WebSocket beside the HTTP target
-            return [sys.executable, "-m", "uvicorn", "main:app", "--app-dir", str(folder), "--host", "127.0.0.1",
-                    "--port", str(port), "--no-access-log"]
-        return [sys.executable, "-m", "functions_framework", "--target", function.replace("-", "_"),
-                "--source", str(folder / "main.py"), "--asgi", "--host", "127.0.0.1", "--port", str(port)]
+    def app_command(self, function: str, port: int) -> list[str]:
+        return self.launcher.function(function, port, {}).argv
 
     def start_functions(self) -> None:
         for function in self.functions:
             self.start_function(function)
 
     def start_gateway(self) -> None:
-        env = self.env_for("gateway")
-        upstreams = [f"--upstream={f}=http://127.0.0.1:{self.ports(f).app}" for f in self.functions]
-        self._spawn("gateway", [sys.executable, "-m", "todo.cli", "proxy", "--port", str(self.gateway_port),
-                                *upstreams], env)
+        upstreams = {f: f"http://127.0.0.1:{self.ports(f).app}" for f in self.functions}
+        self._launch("gateway", self.launcher.gateway(self.gateway_port, upstreams, self.stack_env("gateway")))
         self._wait_http(f"http://127.0.0.1:{self.gateway_port}/healthz", "gateway", expect=(200,))
 
     def up(self) -> None:
@@ -196,10 +202,13 @@ class Stack:
 
     # -- processes ----------------------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+    def _launch(self, name: str, launch: Launch) -> None:
+        self._spawn(name, launch.argv, launch.env, launch.cwd)
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> None:
         self.stop(name)
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd)
         pump = threading.Thread(target=self._pump, args=(name, proc), daemon=True, name=f"log-{name}")
         pump.start()
         self.children[name] = Child(name, proc, pump)

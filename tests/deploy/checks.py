@@ -21,10 +21,10 @@ import jsonschema
 import kubernetes_validate
 from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 from starlette.testclient import TestClient
-from todo_dev import deploy
 
 from todo.gateway import build_proxy_app
 from todo.routes import HEALTH_PATH, OUTBOX_SWEEP_PATH, Route
+from todo_dev import deploy
 
 Doc = dict[str, Any]
 ROOT = Path(__file__).resolve().parents[2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from todo_dev import deploy
 
 from .checks import Manifests, load

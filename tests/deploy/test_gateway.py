@@ -3,9 +3,8 @@ function's cluster-local Service for every row of ROUTES."""
 
 from __future__ import annotations
 
-from todo_dev import deploy
-
 from todo.routes import HTTP_FUNCTIONS, ROUTES, Route
+from todo_dev import deploy
 
 from .checks import Manifests, container, gateway_problems, gateway_upstreams
 

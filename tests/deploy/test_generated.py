@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from todo_dev import deploy
 
 from todo.routes import ROUTES, SUBSCRIPTIONS, TICKS, Route, Subscription, Tick
+from todo_dev import deploy
 
 from . import checks
 from .checks import ROOT, Manifests

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from todo_dev import deploy
 
 from todo.routes import SUBSCRIPTIONS
+from todo_dev import deploy
 
 from .checks import Manifests, producer_report
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from todo_dev import deploy
 
 from todo.routes import HEALTH_PATH
+from todo_dev import deploy
 
 from .checks import (
     ROOT,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from todo_dev import ports
 
 ROOT = Path(__file__).resolve().parents[2]

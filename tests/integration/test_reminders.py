@@ -15,7 +15,6 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from standardwebhooks import Webhook as ReferenceVerifier
-from todo_dev import ports
 from werkzeug import Request, Response
 
 from tests.smtp_inbox import Inbox
@@ -27,6 +26,7 @@ from todo.runtime import Runtime
 from todo.service import reminders as service
 from todo.service import tasks
 from todo.service.tasks import Context
+from todo_dev import ports
 
 from .conftest import Api
 

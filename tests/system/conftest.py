@@ -1,5 +1,5 @@
-"""The real stack, started once for the session: PostgreSQL, Kafka 4, and per function a
-functions-framework process with its own daprd. Nothing here is faked."""
+"""The real stack, started once for the session: PostgreSQL, Kafka 4, and per function its process as
+the image runs it (todo_dev.launch.AsShipped) with its own daprd. Nothing here is faked."""
 
 from __future__ import annotations
 
@@ -12,18 +12,22 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
-from todo_dev import ports
-from todo_dev.stack import Stack
 
 from todo.edge.auth import mint
 from todo.settings import Settings
+from todo_dev import ports
+from todo_dev.launch import AsShipped
+from todo_dev.stack import Stack
 
 SECRET = "system-secret-" + "s" * 40
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack.on(ports.system(), tmp_path_factory.mktemp("stack"), SECRET)
+    # Every process as the images ship it: built from the Dockerfile, started with its command line.
+    folder = tmp_path_factory.mktemp("stack")
+    stack = Stack.on(ports.system(), folder, SECRET, launcher=AsShipped(folder / "images"),
+                     allow_private_webhooks=True)
     try:
         stack.up()
         yield stack

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, select
-from todo_dev.stack import Stack
 
 from todo.adapters.tables import audit_log
+from todo_dev.stack import Stack
 
 from .conftest import eventually, produce, read_topic
 

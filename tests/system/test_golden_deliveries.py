@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
 from todo_dev import ports
 from todo_dev.stack import CACHE, ROOT, Stack
 

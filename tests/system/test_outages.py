@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
 from todo_dev.stack import Stack
 
 from .conftest import cloud_events, read_topic

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, select
-from todo_dev.stack import Stack
 
 from todo.adapters.tables import outbox
+from todo_dev.stack import Stack
 
 from .conftest import cloud_events, read_topic
 

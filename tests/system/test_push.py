@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from todo_dev import ports
-from todo_dev.stack import Ports, Stack
 from websockets.sync.client import ClientConnection, connect
 
 from todo.edge.auth import mint
 from todo.settings import Settings
+from todo_dev import ports
+from todo_dev.stack import Ports, Stack
 
 from .conftest import SECRET
 

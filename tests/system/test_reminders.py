@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from todo_dev.stack import Stack
 
 from tests.smtp_inbox import Inbox
+from todo_dev.stack import Stack
 
 from .conftest import cloud_events, eventually, read_topic
 

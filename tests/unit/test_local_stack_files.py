@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from todo_dev.stack import Stack, functions_present
 
 from todo.routes import WS_FUNCTION
+from todo_dev.stack import Stack, functions_present
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
-from todo_dev import ports
 from werkzeug import Request, Response
 
 from todo.adapters.secrets import with_store_secrets
 from todo.settings import ConfigError, Settings
+from todo_dev import ports
 
 STORE = {"TODO_DATABASE_URL": "postgresql+pg8000://todo@db/todo", "TODO_JWT_SECRET": "s" * 48}
 
