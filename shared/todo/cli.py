@@ -70,8 +70,6 @@ def _run(args: argparse.Namespace) -> int:
         engine.dispose()
         return 0
     if args.command == "serve":
-        import os
-
         import uvicorn
 
         from .gateway import build_app
@@ -79,7 +77,7 @@ def _run(args: argparse.Namespace) -> int:
         from .runtime import Runtime
 
         configure_logging(settings.log_level)
-        port = args.port or int(os.environ.get("PORT", "8080"))
+        port = args.port or settings.port
         app = build_app(Runtime(settings))
         uvicorn.run(app, host=args.host, port=port, log_config=None, access_log=False)
         return 0

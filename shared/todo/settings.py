@@ -1,110 +1,96 @@
 """Settings: typed defaults, each overridable by one environment variable, read once.
 
-Nothing else in the code base reads ``os.environ``; tests build their own ``Settings``.
+Each field says its variable, its default and what it means, once: :meth:`Settings.from_env` reads the
+environment from those declarations, and the configuration table of the docs is checked against them
+(tests/unit/test_settings.py). Nothing else in the runtime reads ``os.environ``; tests build their own
+``Settings``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
+import types
+import typing
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ConfigError", "Settings", "get_settings"]
+__all__ = ["ConfigError", "Settings", "get_settings", "variables"]
 
 
 class ConfigError(RuntimeError):
     """The environment describes an impossible configuration."""
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+def setting(default: Any, env: str, doc: str, choices: tuple[str, ...] = ()) -> Any:
+    """A field read from ``env``; ``doc`` is what the configuration table says of it."""
+    return dataclasses.field(default=default, metadata={"env": env, "doc": doc, "choices": choices})
 
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = Path(".data")
-    database_url: str | None = None  # None: the embedded SQLite file under data_dir
-    jwt_secret: str | None = None
-    jwt_jwks_url: str | None = None
-    jwt_issuer: str = "todo-dev"
-    jwt_audience: str = "todo"
-    jwt_leeway_seconds: int = 30
-    events: str = "inprocess"  # "inprocess" (embedded) or "dapr" (real stack, cluster)
-    pubsub_name: str = "pubsub"
-    secret_store: str | None = None  # read the database URL and JWT secret from this Dapr store
-    dapr_http_port: int = 3500
-    outbox_sweep_seconds: float = 5.0
-    # How long one reminder-scan tick keeps firing reminders as they fall due: the tick's period (a
-    # Dapr cron binding every second; a PingSource every minute in the cluster, see todo.deploy).
-    reminder_window_seconds: float = 1.0
-    max_body_bytes: int = 1024 * 1024
-    smtp_host: str | None = None  # embedded default only; the real stack mails through Dapr's binding
-    smtp_port: int = 25
-    mail_from: str = "todo@localhost"
-    email_binding: str = "email"
-    webhook_allow_private: bool = False  # tests on loopback turn it on; never in production
-    webhook_timeout_seconds: float = 5.0
-    ws_origins: tuple[str, ...] = ("http://localhost:*", "http://127.0.0.1:*")  # browser Origins allowed on /ws
-    log_level: str = "INFO"
-    dapr_grpc_port: int = 50001
+    port: int = setting(8080, "PORT", "port of `make run` / `todo serve`")
+    data_dir: Path = setting(Path(".data"), "TODO_DATA_DIR", "embedded SQLite file and generated dev JWT secret")
+    database_url: str | None = setting(
+        None, "TODO_DATABASE_URL", "e.g. `postgresql+pg8000://todo@127.0.0.1:15432/todo`; unset = embedded SQLite")
+    jwt_secret: str | None = setting(
+        None, "TODO_JWT_SECRET", "HS256 key (required with a database URL unless JWKS); generated into "
+        "`TODO_DATA_DIR` when embedded")
+    jwt_jwks_url: str | None = setting(
+        None, "TODO_JWT_JWKS_URL", "RS256/ES256 keys of an IdP (Keycloak, Auth0, Entra ID); never together with "
+        "the secret")
+    jwt_issuer: str = setting("todo-dev", "TODO_JWT_ISSUER", "required `iss`")
+    jwt_audience: str = setting("todo", "TODO_JWT_AUDIENCE", "required `aud`")
+    jwt_leeway_seconds: int = setting(30, "TODO_JWT_LEEWAY_SECONDS", "clock skew allowed on `exp`/`iat`/`nbf`")
+    events: str = setting("inprocess", "TODO_EVENTS", "`inprocess` (embedded) or `dapr` (publish through the "
+                          "sidecar: the real stack, the cluster)", choices=("inprocess", "dapr"))
+    pubsub_name: str = setting("pubsub", "TODO_PUBSUB_NAME", "Dapr pub/sub component name")
+    secret_store: str | None = setting(
+        None, "TODO_SECRET_STORE", "a Dapr secret store to read `TODO_DATABASE_URL` and `TODO_JWT_SECRET` from "
+        "(the real stack uses `envstore`)")
+    dapr_http_port: int = setting(3500, "DAPR_HTTP_PORT", "the sidecar's HTTP port (set by daprd), for the "
+                                  "secret store")
+    dapr_grpc_port: int = setting(50001, "DAPR_GRPC_PORT", "the sidecar's gRPC port (set by daprd)")
+    outbox_sweep_seconds: float = setting(5.0, "TODO_OUTBOX_SWEEP_SECONDS", "how often the relay sweeps leftovers")
+    # A Dapr cron binding ticks every second; a PingSource every minute in the cluster (todo_dev.deploy
+    # sets 60 there).
+    reminder_window_seconds: float = setting(
+        1.0, "TODO_REMINDER_WINDOW_SECONDS", "how long one `reminder-scan` tick keeps firing reminders as they "
+        "fall due (its period; 60 in the cluster)")
+    max_body_bytes: int = setting(1024 * 1024, "TODO_MAX_BODY_BYTES", "request body limit (413 above)")
+    smtp_host: str | None = setting(None, "TODO_SMTP_HOST", "reminder email on the embedded default (the real "
+                                    "stack mails through Dapr's binding)")
+    smtp_port: int = setting(25, "TODO_SMTP_PORT", "its port")
+    mail_from: str = setting("todo@localhost", "TODO_MAIL_FROM", "the sender of reminder email")
+    email_binding: str = setting("email", "TODO_EMAIL_BINDING", "Dapr SMTP binding used on the real stack and "
+                                 "in clusters")
+    webhook_allow_private: bool = setting(False, "TODO_WEBHOOK_ALLOW_PRIVATE", "`1` lets webhooks reach loopback/"
+                                          "private addresses (tests only; never in production)")
+    webhook_timeout_seconds: float = setting(5.0, "TODO_WEBHOOK_TIMEOUT_SECONDS", "per webhook attempt")
+    ws_origins: tuple[str, ...] = setting(("http://localhost:*", "http://127.0.0.1:*"), "TODO_WS_ORIGINS",
+                                          "browser origins allowed on `/ws` (comma list of glob patterns)")
+    log_level: str = setting("INFO", "TODO_LOG_LEVEL", "JSON logs on stderr at this level",
+                             choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = dict(os.environ if env is None else env)
-        secret = env.get("TODO_JWT_SECRET") or None
-        jwks = env.get("TODO_JWT_JWKS_URL") or None
-        if secret and jwks:
+    def from_env(cls, env: typing.Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if env is None else env
+        hints = typing.get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = source.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f, hints[f.name], raw)
+        settings = cls(**values)
+        if settings.jwt_secret and settings.jwt_jwks_url:
             raise ConfigError(
                 "set either TODO_JWT_SECRET (HS256) or TODO_JWT_JWKS_URL (RS256/ES256), not both: "
                 "mixing symmetric and asymmetric keys lets a public key be used as an HMAC secret"
             )
-        events = env.get("TODO_EVENTS", "inprocess")
-        if events not in ("inprocess", "dapr"):
-            raise ConfigError(f"TODO_EVENTS must be 'inprocess' or 'dapr', got {events!r}")
-        return cls(
-            data_dir=Path(env.get("TODO_DATA_DIR", ".data")),
-            database_url=env.get("TODO_DATABASE_URL") or None,
-            jwt_secret=secret,
-            jwt_jwks_url=jwks,
-            jwt_issuer=env.get("TODO_JWT_ISSUER", "todo-dev"),
-            jwt_audience=env.get("TODO_JWT_AUDIENCE", "todo"),
-            jwt_leeway_seconds=_int(env, "TODO_JWT_LEEWAY_SECONDS", 30),
-            events=events,
-            pubsub_name=env.get("TODO_PUBSUB_NAME", "pubsub"),
-            secret_store=env.get("TODO_SECRET_STORE") or None,
-            dapr_http_port=_int(env, "DAPR_HTTP_PORT", 3500),
-            outbox_sweep_seconds=_float(env, "TODO_OUTBOX_SWEEP_SECONDS", 5.0),
-            reminder_window_seconds=_float(env, "TODO_REMINDER_WINDOW_SECONDS", 1.0),
-            max_body_bytes=_int(env, "TODO_MAX_BODY_BYTES", 1024 * 1024),
-            smtp_host=env.get("TODO_SMTP_HOST") or None,
-            smtp_port=_int(env, "TODO_SMTP_PORT", 25),
-            mail_from=env.get("TODO_MAIL_FROM", "todo@localhost"),
-            email_binding=env.get("TODO_EMAIL_BINDING", "email"),
-            webhook_allow_private=env.get("TODO_WEBHOOK_ALLOW_PRIVATE") == "1",
-            webhook_timeout_seconds=_float(env, "TODO_WEBHOOK_TIMEOUT_SECONDS", 5.0),
-            ws_origins=tuple(o.strip() for o in env.get("TODO_WS_ORIGINS", "http://localhost:*,http://127.0.0.1:*")
-                             .split(",") if o.strip()),
-            log_level=env.get("TODO_LOG_LEVEL", "INFO").upper(),
-            dapr_grpc_port=_int(env, "DAPR_GRPC_PORT", 50001),
-        )
+        return settings
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -142,6 +128,57 @@ class Settings:
                 with os.fdopen(fd, "w") as fh:
                     fh.write(secrets.token_urlsafe(48))
         return path.read_text().strip()
+
+
+def _parse(f: dataclasses.Field[Any], hint: Any, raw: str) -> Any:
+    """``raw`` as the field's type; :class:`ConfigError` naming the variable when it is not one."""
+    name = f.metadata["env"]
+    kind = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if _optional(hint) else hint
+    try:
+        if kind is bool:
+            if raw not in ("0", "1", "true", "false"):
+                raise ValueError("use 1 or 0")
+            return raw in ("1", "true")
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is Path:
+            return Path(raw)
+        if typing.get_origin(kind) is tuple:
+            return tuple(item.strip() for item in raw.split(",") if item.strip())
+        value = raw.strip().upper() if f.name == "log_level" else raw
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be {_kind_name(kind)}, got {raw!r}") from exc
+    choices = f.metadata["choices"]
+    if choices and value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {raw!r}")
+    return value
+
+
+def _optional(hint: Any) -> bool:
+    return isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+
+
+def _kind_name(kind: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "a boolean (1 or 0)"}.get(kind, "a value")
+
+
+def variables() -> list[tuple[str, str, str]]:
+    """(variable, default as the docs write it, meaning) of every setting, in declaration order."""
+    rows = []
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        if isinstance(default, tuple):
+            shown = f"`{','.join(default)}`"
+        elif default is None:
+            shown = "—"
+        elif isinstance(default, bool):
+            shown = "off" if not default else "on"
+        else:
+            shown = f"`{default}`"
+        rows.append((f.metadata["env"], shown, f.metadata["doc"]))
+    return rows
 
 
 @lru_cache(maxsize=1)

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from todo.settings import ConfigError, Settings
+from todo.settings import ConfigError, Settings, variables
 
 
 def test_hs256_secret_and_jwks_url_together_are_refused() -> None:
@@ -27,5 +28,25 @@ def test_embedded_default_keeps_one_generated_secret_across_restarts(tmp_path: P
 
 @pytest.mark.parametrize(("name", "value"), [("TODO_EVENTS", "kafka"), ("TODO_MAX_BODY_BYTES", "lots")])
 def test_bad_values_are_named(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_every_setting_is_read_from_its_own_variable() -> None:
+    rows = variables()
+    assert len({name for name, _, _ in rows}) == len(rows) == len(dataclasses.fields(Settings))
+    given = {"TODO_WS_ORIGINS": "https://a.example, https://b.example", "TODO_WEBHOOK_ALLOW_PRIVATE": "1",
+             "TODO_OUTBOX_SWEEP_SECONDS": "0.5", "TODO_DATA_DIR": "/srv/todo", "TODO_LOG_LEVEL": "debug",
+             "PORT": "9000"}
+    settings = Settings.from_env(given)
+    assert settings.ws_origins == ("https://a.example", "https://b.example")
+    assert settings.webhook_allow_private is True and settings.outbox_sweep_seconds == 0.5
+    assert (settings.data_dir, settings.log_level, settings.port) == (Path("/srv/todo"), "DEBUG", 9000)
+    assert Settings.from_env({}) == Settings()  # an unset variable is the field's default, written once
+
+
+@pytest.mark.parametrize(("name", "value"), [("TODO_WEBHOOK_ALLOW_PRIVATE", "yes please"),
+                                             ("TODO_LOG_LEVEL", "chatty")])
+def test_booleans_and_choices_are_checked(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
