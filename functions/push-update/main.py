@@ -18,7 +18,7 @@ from todo.edge.http import Call, HttpFunction, Reply
 from todo.edge.push import HUB, websocket_endpoint
 from todo.edge.schemas import ChangesQueryIn, push_message
 from todo.routes import WS_PATH
-from todo.runtime import Runtime, get_runtime
+from todo.runtime import Runtime
 
 fn = HttpFunction("push-update")
 
@@ -45,7 +45,7 @@ def handle(runtime: Runtime, event: IncomingEvent) -> None:
     HUB.deliver(user_id, message)
 
 
-events = EventFunction("push-update", handle)
+events = EventFunction("push-update", handle, runtime_of=fn)
 
 
 @aio.http
@@ -54,7 +54,7 @@ async def push_update(request: Request) -> Response:
 
 
 async def websocket(socket: WebSocket) -> None:
-    await websocket_endpoint(socket, get_runtime())
+    await websocket_endpoint(socket, fn.runtime)
 
 
 app = Starlette(routes=[

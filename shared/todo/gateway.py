@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import threading
 import time
@@ -17,7 +16,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from functions_framework.aio import create_asgi_app
+from functions_framework._function_registry import load_function_module
+from functions_framework.aio import create_asgi_app_from_module
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,25 +26,27 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .adapters.publishers import Subscriber, asgi_post
+from .edge.function import bind_module
 from .edge.problems import HttpProblem, no_route
 from .routes import HEALTH_PATH, HTTP_FUNCTIONS, SUBSCRIPTIONS, TICKS, WS_FUNCTION, WS_PATH, NoRoute, Tick, match
-from .runtime import Runtime, set_runtime
+from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
 
-def load_function(name: str, functions_dir: Path = FUNCTIONS_DIR) -> Any:
-    """A function's ASGI app: functions-framework's, or for push-update the module's own ``app``
-    (the framework's server routes HTTP only; the module mounts its target beside the WebSocket)."""
-    source = functions_dir / name / "main.py"
+def load_function(name: str, runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR) -> Any:
+    """A function's ASGI app on ``runtime``: functions-framework's, or for push-update the module's own
+    ``app`` (the framework's server routes HTTP only; the module mounts its target beside the WebSocket).
+    The module is loaded as functions-framework loads it, then its function objects are bound to
+    ``runtime`` before the first request."""
+    source = str(functions_dir / name / "main.py")
+    module, spec = load_function_module(source)  # type: ignore[no-untyped-call]
+    spec.loader.exec_module(module)
+    bind_module(module, runtime)
     if name == WS_FUNCTION:
-        spec = importlib.util.spec_from_file_location(f"{name.replace('-', '_')}_main", source)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
         return module.app
-    return create_asgi_app(target=name.replace("-", "_"), source=str(source))  # type: ignore[no-untyped-call]
+    return create_asgi_app_from_module(name.replace("-", "_"), source, None, module, spec)  # type: ignore[no-untyped-call]
 
 
 class Dispatcher:
@@ -148,12 +150,11 @@ class Ticker:
 
 
 def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR) -> Starlette:
-    set_runtime(runtime)
-    apps = {name: load_function(name, functions_dir) for name in HTTP_FUNCTIONS}
+    apps = {name: load_function(name, runtime, functions_dir) for name in HTTP_FUNCTIONS}
     for sub in SUBSCRIPTIONS:
         if (functions_dir / sub.function / "main.py").exists():
             if sub.function not in apps:
-                apps[sub.function] = load_function(sub.function, functions_dir)
+                apps[sub.function] = load_function(sub.function, runtime, functions_dir)
             runtime.bus.subscribe(sub.topic, Subscriber(sub.function, apps[sub.function], sub.path))
     ticker = Ticker([(tick, apps[f]) for tick in TICKS for f in tick.functions if f in apps])
 

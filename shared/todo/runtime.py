@@ -1,4 +1,4 @@
-"""The composition root: one per process, shared by every function the process serves."""
+"""The runtime of a process: its adapters, composed from its settings."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 
 
 class Runtime:
+    """Everything a function needs, built lazily from its settings: the engine, the token verifier, the
+    publisher and the outbox relay, the notification channels. One per process (see todo.edge.function)."""
+
+    @classmethod
+    def from_environment(cls) -> Runtime:
+        """The composition root of a function process: its settings, read once from the environment."""
+        return cls(get_settings())
+
     def __init__(self, settings: Settings) -> None:
         self._given = settings
         self.bus = InProcessBus()
@@ -107,23 +115,3 @@ class Runtime:
     @staticmethod
     def now() -> datetime:
         return datetime.now(UTC)
-
-
-_runtime: Runtime | None = None
-_runtime_lock = threading.Lock()
-
-
-def get_runtime() -> Runtime:
-    global _runtime
-    with _runtime_lock:
-        if _runtime is None:
-            _runtime = Runtime(get_settings())
-        return _runtime
-
-
-def set_runtime(runtime: Runtime | None) -> Runtime | None:
-    """Install a runtime (tests, the gateway); returns the previous one."""
-    global _runtime
-    with _runtime_lock:
-        previous, _runtime = _runtime, runtime
-        return previous

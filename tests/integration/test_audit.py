@@ -22,6 +22,7 @@ from todo.adapters.tables import AUDIT_TABLES, audit_chain_head, audit_log
 from todo.domain.audit import AuditEntry, Occurrence
 from todo.domain.task import Status, Task, TaskEvent, TaskFields, iso
 from todo.gateway import load_function
+from todo.runtime import Runtime
 from todo.service import audit
 from todo.service.events import task_cloud_event
 from todo.settings import Settings, get_settings
@@ -33,9 +34,9 @@ STRUCTURED = {"content-type": "application/cloudevents+json"}
 
 
 @pytest.fixture
-def sink(client: TestClient) -> TestClient:
-    """audit-sink on its own, as daprd or a KafkaSource reaches it (``client`` installs the runtime)."""
-    return TestClient(load_function("audit-sink"))
+def sink(client: TestClient, runtime: Runtime) -> TestClient:
+    """audit-sink on its own, as daprd or a KafkaSource reaches it, on the gateway's runtime."""
+    return TestClient(load_function("audit-sink", runtime))
 
 
 @pytest.fixture

@@ -408,5 +408,5 @@ def test_every_function_answers_healthz_on_its_own(runtime: Any, function: str) 
 
     from todo.gateway import load_function
 
-    with TestClient(load_function(function)) as client:
+    with TestClient(load_function(function, runtime)) as client:
         assert client.get("/healthz").json() == {"status": "ok", "function": function}

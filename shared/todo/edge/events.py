@@ -42,7 +42,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..routes import HEALTH_PATH
-from ..runtime import Runtime, get_runtime
+from ..runtime import Runtime
+from .function import RuntimeBound
 from .threads import in_thread
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,7 @@ def one_by_one(handle: EventHandler) -> BatchHandler:
     return handle_batch
 
 
-class EventFunction:
+class EventFunction(RuntimeBound):
     """Entry of an event function: CloudEvents on ``events_path`` (one, or a daprd bulk of them); a
     tick of the Dapr cron binding named ``<name>`` arrives as ``POST /<name>`` with an empty body.
 
@@ -201,14 +202,15 @@ class EventFunction:
     """
 
     def __init__(self, name: str, handle: EventHandler | None = None, *, handle_batch: BatchHandler | None = None,
-                 events_path: str = "/events", ticks: Mapping[str, TickHandler] | None = None) -> None:
+                 events_path: str = "/events", ticks: Mapping[str, TickHandler] | None = None,
+                 runtime_of: RuntimeBound | None = None) -> None:
+        super().__init__(name, runtime_of=runtime_of)
         if handle_batch is None:
             if handle is None:
                 raise TypeError("give handle or handle_batch")
             handle_batch = one_by_one(handle)
         elif handle is not None:
             raise TypeError("give handle or handle_batch, not both")
-        self.name = name
         self.handle_batch = handle_batch
         self.events_path = events_path
         self.ticks = dict(ticks or {})
@@ -223,7 +225,7 @@ class EventFunction:
                 return Response(status_code=200)
             if request.method != "POST":
                 return Response(status_code=405, headers={"Allow": "POST, OPTIONS"})
-            result = await in_thread(tick, get_runtime())
+            result = await in_thread(tick, self.runtime)
             return JSONResponse({"status": "ok", "result": result})
         if path not in (self.events_path, "/"):
             return Response(status_code=404)
@@ -276,7 +278,7 @@ class EventFunction:
         if not events:
             return []
         try:
-            return list(self.handle_batch(get_runtime(), events))
+            return list(self.handle_batch(self.runtime, events))
         except Exception as exc:
             if len(events) == 1:
                 return [exc]

@@ -19,10 +19,11 @@ from starlette.responses import Response
 
 from ..domain.errors import InvalidTask, TaskNotFound, VersionMismatch
 from ..routes import HEALTH_PATH, OUTBOX_SWEEP_PATH, NoRoute, Route, match, routes_of
-from ..runtime import Runtime, get_runtime
+from ..runtime import Runtime
 from ..service.queries import InvalidCursor
 from ..service.tasks import Context
 from .auth import Principal, Unauthorized
+from .function import RuntimeBound
 from .problems import HttpProblem, field_errors, invalid, no_route
 from .threads import in_thread
 
@@ -114,11 +115,11 @@ class Call:
 Handler = Callable[[Call], Reply]
 
 
-class HttpFunction:
+class HttpFunction(RuntimeBound):
     """The HTTP entry of one function: ``await fn(request)`` from a functions-framework target."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
+        super().__init__(name)
         self.routes = routes_of(name)
         self.handlers: dict[str, Handler] = {}
 
@@ -139,13 +140,13 @@ class HttpFunction:
         if path == OUTBOX_SWEEP_PATH and request.method in ("POST", "OPTIONS"):
             # daprd's cron binding: OPTIONS once at start-up, then a POST with an empty body per tick.
             if request.method == "POST":
-                await in_thread(get_runtime().relay.drain)
+                await in_thread(self.runtime.relay.drain)
             return Response(status_code=200)
         try:
             route, params = match(request.method, path, self.routes)
         except NoRoute as exc:
             return no_route(exc, path).response()
-        runtime = get_runtime()
+        runtime = self.runtime
         try:
             body = await _read_body(request, runtime.base_settings.max_body_bytes)
         except HttpProblem as problem:
