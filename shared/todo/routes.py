@@ -1,7 +1,8 @@
-"""The route table: which function serves which method and path.
+"""The route table: which function serves which method and path, and what the operation takes and gives.
 
-The local gateway dispatches with it, each function checks that it serves exactly its rows, and the
-cluster ingress is generated from it. It imports nothing heavy, so the gateway can read it cheaply.
+One record per operation: the gateway dispatches with it, each function checks that it serves exactly
+its rows, the cluster's gateway and Services are generated from it, and the OpenAPI document is
+generated from it (the models are the ones that validate the requests).
 """
 
 from __future__ import annotations
@@ -9,6 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+
+from pydantic import BaseModel
+
+from .edge import schemas as s
+from .service.audit import READER_ROLES
+
+MERGE_PATCH = "application/merge-patch+json"
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,15 @@ class Route:
     function: str
     operation: str  # OpenAPI operationId, and the handler's name in the function
     summary: str
+    request: type[BaseModel] | None = None  # the body's model
+    response: type[BaseModel] | None = None  # the success body's model (a list of it when ``array``)
+    status: int = 200  # the success status
+    query: type[BaseModel] | None = None  # the query parameters' model
+    request_type: str = "application/json"
+    array: bool = False
+    etag: bool = False  # the success answer carries the task's ETag
+    conditional: bool = False  # If-Match is honoured (412)
+    roles: tuple[str, ...] = ()  # any one of them is needed (403 otherwise)
     auth: bool = True
 
     @cached_property
@@ -27,30 +44,46 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("POST", "/tasks", "create-task", "createTask", "Create a task"),
-    Route("GET", "/tasks", "query-tasks", "listTasks", "List, filter, sort and search the caller's tasks"),
-    Route("GET", "/tasks/{id}", "query-tasks", "getTask", "Read one task"),
-    Route("GET", "/tags", "query-tasks", "listTags", "The caller's tags with their task counts"),
+    Route("POST", "/tasks", "create-task", "createTask", "Create a task",
+          request=s.TaskWrite, response=s.TaskOut, status=201, etag=True),
+    Route("GET", "/tasks", "query-tasks", "listTasks", "List, filter, sort and search the caller's tasks",
+          response=s.TaskPage, query=s.ListQueryIn),
+    Route("GET", "/tasks/{id}", "query-tasks", "getTask", "Read one task", response=s.TaskOut, etag=True),
+    Route("GET", "/tags", "query-tasks", "listTags", "The caller's tags with their task counts",
+          response=s.TagCount, array=True),
     Route("GET", "/tasks/{id}/history", "query-tasks", "getTaskHistory",
-          "The audit trail of one of the caller's tasks, also once deleted"),
-    Route("GET", "/audit", "query-tasks", "listAudit", "Search the audit trail (auditor, admin)"),
-    Route("GET", "/audit/verify", "query-tasks", "verifyAudit", "Recompute the audit hash chain (auditor, admin)"),
+          "The audit trail of one of the caller's tasks, also once deleted",
+          response=s.AuditPage, query=s.HistoryQueryIn),
+    Route("GET", "/audit", "query-tasks", "listAudit", "Search the audit trail (auditor, admin)",
+          response=s.AuditPage, query=s.AuditQueryIn, roles=READER_ROLES),
+    Route("GET", "/audit/verify", "query-tasks", "verifyAudit", "Recompute the audit hash chain (auditor, admin)",
+          response=s.AuditVerification, roles=READER_ROLES),
     Route("GET", "/openapi.json", "query-tasks", "openapi", "This document", auth=False),
-    Route("PATCH", "/tasks/{id}", "update-task", "updateTask", "Change a task (JSON merge patch)"),
-    Route("DELETE", "/tasks/{id}", "update-task", "deleteTask", "Delete a task"),
-    Route("POST", "/tasks/{id}/complete", "update-task", "completeTask", "Mark a task completed"),
-    Route("POST", "/tasks/{id}/reopen", "update-task", "reopenTask", "Mark a completed task open again"),
+    Route("PATCH", "/tasks/{id}", "update-task", "updateTask", "Change a task (JSON merge patch)",
+          request=s.TaskPatch, request_type=MERGE_PATCH, response=s.TaskOut, query=s.ScopeIn, etag=True,
+          conditional=True),
+    Route("DELETE", "/tasks/{id}", "update-task", "deleteTask", "Delete a task",
+          status=204, query=s.ScopeIn, conditional=True),
+    Route("POST", "/tasks/{id}/complete", "update-task", "completeTask", "Mark a task completed",
+          response=s.TaskOut, etag=True, conditional=True),
+    Route("POST", "/tasks/{id}/reopen", "update-task", "reopenTask", "Mark a completed task open again",
+          response=s.TaskOut, etag=True, conditional=True),
     Route("POST", "/tasks/{id}/skip", "update-task", "skipTask",
-          "Close this instance of a recurring task without doing it; the next one follows"),
-    Route("POST", "/tasks/{id}/snooze", "update-task", "snoozeTask", "Remind again later"),
+          "Close this instance of a recurring task without doing it; the next one follows",
+          response=s.TaskOut, etag=True, conditional=True),
+    Route("POST", "/tasks/{id}/snooze", "update-task", "snoozeTask", "Remind again later",
+          request=s.SnoozeIn, response=s.SnoozeOut),
     Route("GET", "/me/notifications", "query-tasks", "getNotificationSettings",
-          "The caller's notification channels"),
+          "The caller's notification channels", response=s.NotificationSettingsOut),
     Route("PUT", "/me/notifications", "update-task", "putNotificationSettings",
-          "Choose the caller's notification channels"),
+          "Choose the caller's notification channels",
+          request=s.NotificationSettingsIn, response=s.NotificationSettingsOut),
     Route("POST", "/ws/ticket", "push-update", "createWsTicket",
-          "A one-use ticket (30 s) to open /ws where a header cannot carry the token"),
+          "A one-use ticket (30 s) to open /ws where a header cannot carry the token",
+          response=s.WsTicket, status=201),
     Route("GET", "/changes", "push-update", "listChanges",
-          "The caller's change feed after a seq: what /ws?since= replays, over HTTP"),
+          "The caller's change feed after a seq: what /ws?since= replays, over HTTP",
+          response=s.ChangesPage, query=s.ChangesQueryIn),
 )
 
 HEALTH_PATH = "/healthz"
