@@ -1,9 +1,6 @@
-"""on-reminder: the reminder scan (scheduled tick) and the notifications of each triggered reminder."""
+"""on-reminder: the notifications of each triggered reminder, and the reminder scan that triggers them."""
 
 from __future__ import annotations
-
-import time
-from datetime import timedelta
 
 from functions_framework import aio
 from starlette.requests import Request
@@ -24,13 +21,8 @@ def handle(runtime: Runtime, event: IncomingEvent) -> None:
         reminders.notify(runtime.uow(), runtime.channels, reminder, runtime.now())
 
 
-def scan(runtime: Runtime) -> int:
-    until = runtime.now() + timedelta(seconds=runtime.settings.reminder_window_seconds)
-    return reminders.fire_until(runtime.writing_uow, "on-reminder", runtime.now, until, time.sleep)
-
-
-fn = EventFunction("on-reminder", handle,
-                   ticks={"reminder-scan": scan, "outbox-sweep": lambda runtime: runtime.relay.drain()})
+# Its ticks (the reminder scan, the outbox sweep) come from todo.routes.TICKS.
+fn = EventFunction("on-reminder", handle)
 
 
 @aio.http

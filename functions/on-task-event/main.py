@@ -22,8 +22,8 @@ def handle(runtime: Runtime, event: IncomingEvent) -> None:
         series.advance(runtime.writing_uow(), Context(closed.user_id, "on-task-event", runtime.now()), closed)
 
 
-# It writes tasks, so it also answers the outbox sweep tick, like create-task and update-task.
-fn = EventFunction("on-task-event", handle, ticks={"outbox-sweep": lambda runtime: runtime.relay.drain()})
+# It writes tasks, so it also answers the outbox sweep tick (todo.routes.TICKS), like create-task.
+fn = EventFunction("on-task-event", handle)
 
 
 @aio.http

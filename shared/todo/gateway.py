@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .adapters.publishers import Subscriber, asgi_post
 from .edge.function import bind_module
 from .edge.problems import HttpProblem, no_route
-from .routes import HEALTH_PATH, HTTP_FUNCTIONS, SUBSCRIPTIONS, TICKS, WS_FUNCTION, WS_PATH, NoRoute, Tick, match
+from .routes import HEALTH_PATH, SUBSCRIPTIONS, TICKS, WS_FUNCTION, WS_PATH, NoRoute, Tick, match, present
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -150,13 +150,14 @@ class Ticker:
 
 
 def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR) -> Starlette:
-    apps = {name: load_function(name, runtime, functions_dir) for name in HTTP_FUNCTIONS}
+    apps = {name: load_function(name, runtime, functions_dir) for name in present(functions_dir)}
     for sub in SUBSCRIPTIONS:
-        if (functions_dir / sub.function / "main.py").exists():
-            if sub.function not in apps:
-                apps[sub.function] = load_function(sub.function, runtime, functions_dir)
+        if sub.function in apps:
             runtime.bus.subscribe(sub.topic, Subscriber(sub.function, apps[sub.function], sub.path))
-    ticker = Ticker([(tick, apps[f]) for tick in TICKS for f in tick.functions if f in apps])
+    # One function per tick, as in the cluster: in one process they all do the same shared work.
+    ticked = [(tick, next(f for f in tick.functions if f in apps)) for tick in TICKS
+              if any(f in apps for f in tick.functions)]
+    ticker = Ticker([(tick, apps[function]) for tick, function in ticked])
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok", "function": "gateway"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -89,7 +90,6 @@ ROUTES: tuple[Route, ...] = (
 HEALTH_PATH = "/healthz"
 WS_PATH = "/ws"  # the WebSocket of push-update (not an HTTP route: the gateway passes it through)
 WS_FUNCTION = "push-update"
-OUTBOX_SWEEP_PATH = "/outbox-sweep"  # the name of the cron binding component that ticks it
 HTTP_FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))
 
 
@@ -124,7 +124,6 @@ class Subscription:
     path: str = "/events"
 
 
-# The event functions arrive with the event-features work; each adds its rows here.
 SUBSCRIPTIONS: tuple[Subscription, ...] = (
     Subscription("task-events", "audit-sink"),
     Subscription("reminders", "audit-sink"),
@@ -136,14 +135,56 @@ SUBSCRIPTIONS: tuple[Subscription, ...] = (
 
 @dataclass(frozen=True)
 class Tick:
-    """A scheduled POST /<name> to a function: a Dapr cron binding of that name on the real stack, a
-    Knative PingSource in the cluster, a timer thread in the embedded gateway."""
+    """A scheduled ``POST /<name>`` to a function, declared once; everything else is derived from it: the
+    Dapr cron binding ``dapr-components/<name>.yaml`` (real stack), a Knative PingSource (cluster: a
+    scaled-to-zero pod has no sidecar to tick it), a timer in the embedded gateway, and the route each
+    function of ``functions`` answers it on. What a tick does is ``todo.edge.ticks.HANDLERS[name]``.
+
+    In the cluster and the embedded gateway one function is ticked (the first present: each does the
+    same shared work); on the real stack every one is, by its own daprd.
+    """
 
     name: str
     functions: tuple[str, ...]
-    every_seconds: float
+    every_seconds: float  # the period on the real stack and embedded
+    cluster_every_seconds: float | None = None  # the PingSource's, where it differs (whole minutes)
+    # A tick that works until the next one comes is told its period through this setting (a field of
+    # todo.settings.Settings): in the cluster it is the PingSource's.
+    window_setting: str | None = None
+    why: str = ""
+
+    @property
+    def path(self) -> str:
+        return f"/{self.name}"
 
 
 TICKS: tuple[Tick, ...] = (
-    Tick("reminder-scan", ("on-reminder",), 1.0),
+    Tick("reminder-scan", ("on-reminder",), 1.0, window_setting="reminder_window_seconds",
+         why="fires each reminder as it falls due until the next tick (lateness target p99 <= 1 s); "
+             "duplicate ticks are harmless: the scan claims each due reminder once"),
+    # The relay publishes right after each commit: a sweep only collects what a crash left behind, so
+    # in the cluster, where each tick may wake a scaled-to-zero pod, every ten minutes is enough.
+    Tick("outbox-sweep", ("create-task", "update-task", "on-task-event", "on-reminder"), 15.0,
+         cluster_every_seconds=600.0,
+         why="publishes what a crash left in the outbox between commit and publish"),
 )
+
+
+def ticks_of(function: str) -> tuple[Tick, ...]:
+    return tuple(t for t in TICKS if function in t.functions)
+
+
+def function_names(routes: tuple[Route, ...] = ROUTES, subscriptions: tuple[Subscription, ...] = SUBSCRIPTIONS,
+                   ticks: tuple[Tick, ...] = TICKS) -> tuple[str, ...]:
+    """Every function the tables name, in one order: routes, the WebSocket, subscriptions, ticks."""
+    return tuple(dict.fromkeys([*(r.function for r in routes), WS_FUNCTION, *(s.function for s in subscriptions),
+                                *(f for t in ticks for f in t.functions)]))
+
+
+# Every function of the system. A deployment has those whose functions/<name>/main.py exists (present()).
+FUNCTIONS: tuple[str, ...] = function_names()
+
+
+def present(functions_dir: Path) -> tuple[str, ...]:
+    """The functions of ``FUNCTIONS`` that this tree holds."""
+    return tuple(f for f in FUNCTIONS if (functions_dir / f / "main.py").is_file())

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import httpx
 
-from todo.routes import HTTP_FUNCTIONS, SUBSCRIPTIONS
+from todo.routes import present
 
 from .launch import FromSources, Launch, Launcher
 from .ports import DEV, StackPorts
@@ -34,8 +34,7 @@ CACHE = Path(os.environ.get("TODO_CACHE", Path.home() / ".cache" / "todo"))
 
 
 def functions_present() -> tuple[str, ...]:
-    names = dict.fromkeys([*HTTP_FUNCTIONS, *(s.function for s in SUBSCRIPTIONS)])
-    return tuple(f for f in names if (ROOT / "functions" / f / "main.py").exists())
+    return present(ROOT / "functions")
 
 
 @dataclass

@@ -23,7 +23,7 @@ from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 from starlette.testclient import TestClient
 
 from todo.gateway import build_proxy_app
-from todo.routes import HEALTH_PATH, OUTBOX_SWEEP_PATH, Route
+from todo.routes import HEALTH_PATH, Route, ticks_of
 from todo_dev import deploy
 
 Doc = dict[str, Any]
@@ -567,17 +567,17 @@ def schedule_problems(manifests: Manifests, project: deploy.Project) -> list[str
     problems = []
     services = manifests.services()
     pings = [d for _, d in manifests.docs("PingSource", "sources.knative.dev")]
-    http = {fn.name for fn in project.http_functions()}
     for ping in pings:
         spec, where = ping.get("spec", {}), _name(ping)
         ref = spec.get("sink", {}).get("ref", {})
         if ref.get("name") not in services or ref.get("apiVersion") != KNATIVE_SERVICE:
             problems.append(f"{where}: sink {ref.get('name')} is no Knative Service of this deployment")
-        if ref.get("name") in http and spec.get("sink", {}).get("uri") != OUTBOX_SWEEP_PATH:
-            problems.append(f"{where}: an HTTP function answers ticks on {OUTBOX_SWEEP_PATH} only")
+        answered = [t.path for t in ticks_of(str(ref.get("name")))]
+        if ref.get("name") in services and spec.get("sink", {}).get("uri") not in answered:
+            problems.append(f"{where}: {ref.get('name')} answers ticks on {', '.join(answered) or 'no path'} only")
         if len(str(spec.get("schedule", "")).split()) != 5:
             problems.append(f"{where}: schedule {spec.get('schedule')!r} is not a 5-field cron expression")
-    for tick in project.schedules():  # the route table's ticks and dapr-components/' cron bindings
+    for tick in project.schedules():  # the route table's ticks
         present = [s for s in tick.functions if project.present(s)]
         if present and not any(p.get("spec", {}).get("sink", {}).get("ref", {}).get("name") in present
                                and p["spec"]["sink"].get("uri") == f"/{tick.name}" for p in pings):

@@ -75,16 +75,14 @@ def test_the_websocket_function_is_public_and_served_as_its_asgi_app(tmp_path: P
     assert manifests.get("KafkaSink", "task-updates-dlq")["spec"]["topic"] == "task-updates.dlq"
 
 
-def test_a_cron_binding_without_a_cluster_schedule_is_refused(tmp_path: Path) -> None:
-    # A Dapr cron binding says its schedule in daprd's syntax; the cluster's must be chosen (it is also
-    # the price of waking a scaled-to-zero function).
+def test_a_hand_written_cron_binding_is_refused(tmp_path: Path) -> None:
+    # A tick is declared once, in todo.routes.TICKS; its cron binding, PingSource and routes follow.
     root = _tree(tmp_path)
     (root / "dapr-components" / "weekly-digest.yaml").write_text(
         "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: weekly-digest\nspec:\n"
         "  type: bindings.cron\n  version: v1\n  metadata:\n    - name: schedule\n      value: '@every 168h'\n"
         "scopes:\n  - audit-sink\n")
-    with pytest.raises(deploy.GeneratorError, match="'weekly-digest' has no cluster schedule: add it to "
-                                                    "CLUSTER_SCHEDULES"):
+    with pytest.raises(deploy.GeneratorError, match=r"'weekly-digest' is not a tick: declare it in todo\.routes"):
         deploy.render(deploy.Project(root))
 
 
@@ -96,7 +94,10 @@ def test_a_tick_of_the_route_table_becomes_a_ping_source_on_the_minute(tmp_path:
     assert pings["tidy-up"]["schedule"] == "* * * * *"  # PingSource's finest: once a minute
     assert pings["tidy-up"]["sink"]["uri"] == "/tidy-up"
     assert pings["report"]["schedule"] == "*/15 * * * *"
-    assert pings["outbox-sweep"]["schedule"] == deploy.CLUSTER_SCHEDULES["outbox-sweep"]
+    assert pings["outbox-sweep"]["schedule"] == "*/10 * * * *"  # its cluster period, ten minutes
+    crons = deploy.render(project)
+    assert "'@every 900s'" in crons["dapr-components/report.yaml"]  # its Dapr cron binding, generated
+    assert "- audit-sink" in crons["dapr-components/report.yaml"]
 
 
 def test_a_dapr_file_mixing_deployed_and_replaced_resources_is_refused(tmp_path: Path) -> None:

@@ -234,7 +234,7 @@ def test_a_subscription_without_a_kafka_source_is_reported(broken: Manifests, pr
 # -- schedules ----------------------------------------------------------------------------------------------------
 
 
-def test_every_cron_binding_has_a_ping_source_in_the_cluster(manifests: Manifests, project: deploy.Project) -> None:
+def test_every_tick_has_a_ping_source_in_the_cluster(manifests: Manifests, project: deploy.Project) -> None:
     assert schedule_problems(manifests, project) == []
     ping = manifests.get("PingSource", "outbox-sweep")
     assert ping["spec"]["sink"] == {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
@@ -242,7 +242,7 @@ def test_every_cron_binding_has_a_ping_source_in_the_cluster(manifests: Manifest
 
 
 @pytest.mark.parametrize(("mutate", "expected"), [
-    (lambda p: p["spec"]["sink"].update({"uri": "/sweep"}), "an HTTP function answers ticks on /outbox-sweep only"),
+    (lambda p: p["spec"]["sink"].update({"uri": "/sweep"}), "create-task answers ticks on /outbox-sweep only"),
     (lambda p: p["spec"]["sink"]["ref"].update({"name": "create-tasks"}), "sink create-tasks is no Knative Service"),
     (lambda p: p["spec"].update({"schedule": "@every 15s"}), "is not a 5-field cron expression"),
 ], ids=["path", "sink", "schedule"])
@@ -252,7 +252,7 @@ def test_ping_source_mistakes_are_reported(broken: Manifests, project: deploy.Pr
     assert _has(schedule_problems(broken, project), expected)
 
 
-def test_a_cron_binding_without_a_ping_source_is_reported(broken: Manifests, project: deploy.Project) -> None:
+def test_a_tick_without_a_ping_source_is_reported(broken: Manifests, project: deploy.Project) -> None:
     broken.files["knative/schedules.yaml"] = []
     problems = schedule_problems(broken, project)
     assert _has(problems, "tick outbox-sweep (create-task, update-task")

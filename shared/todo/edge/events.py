@@ -41,10 +41,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..routes import HEALTH_PATH
+from ..routes import HEALTH_PATH, ticks_of
 from ..runtime import Runtime
 from .function import RuntimeBound
 from .threads import in_thread
+from .ticks import HANDLERS
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,6 @@ EventHandler = Callable[[Runtime, IncomingEvent], None]
 BatchHandler = Callable[[Runtime, Sequence[IncomingEvent]], Sequence[Exception | None]]
 """Handles events in order and returns an outcome per event: ``None`` (done) or the :class:`Poison`
 that rejected it. Raising means none was applied: each event is then tried alone."""
-TickHandler = Callable[[Runtime], Any]
 
 SUCCESS, DROP, RETRY = "SUCCESS", "DROP", "RETRY"
 
@@ -194,16 +194,15 @@ def one_by_one(handle: EventHandler) -> BatchHandler:
 
 
 class EventFunction(RuntimeBound):
-    """Entry of an event function: CloudEvents on ``events_path`` (one, or a daprd bulk of them); a
-    tick of the Dapr cron binding named ``<name>`` arrives as ``POST /<name>`` with an empty body.
+    """Entry of an event function: CloudEvents on ``events_path`` (one, or a daprd bulk of them); each
+    tick that names the function (todo.routes.TICKS) arrives as ``POST /<tick>`` with an empty body.
 
     Give ``handle`` (one event at a time) or ``handle_batch`` (a bulk in one go, e.g. one
     transaction); a single delivery is a batch of one.
     """
 
     def __init__(self, name: str, handle: EventHandler | None = None, *, handle_batch: BatchHandler | None = None,
-                 events_path: str = "/events", ticks: Mapping[str, TickHandler] | None = None,
-                 runtime_of: RuntimeBound | None = None) -> None:
+                 events_path: str = "/events", runtime_of: RuntimeBound | None = None) -> None:
         super().__init__(name, runtime_of=runtime_of)
         if handle_batch is None:
             if handle is None:
@@ -213,7 +212,7 @@ class EventFunction(RuntimeBound):
             raise TypeError("give handle or handle_batch, not both")
         self.handle_batch = handle_batch
         self.events_path = events_path
-        self.ticks = dict(ticks or {})
+        self.ticks = {t.name: HANDLERS[t.name] for t in ticks_of(name)}
 
     async def __call__(self, request: Request) -> Response:
         path = request.url.path

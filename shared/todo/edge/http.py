@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ..domain.errors import InvalidTask, TaskNotFound, VersionMismatch
-from ..routes import HEALTH_PATH, OUTBOX_SWEEP_PATH, NoRoute, Route, match, routes_of
+from ..routes import HEALTH_PATH, NoRoute, Route, match, routes_of, ticks_of
 from ..runtime import Runtime
 from ..service.queries import InvalidCursor
 from ..service.tasks import Context
@@ -26,6 +26,7 @@ from .auth import Principal, Unauthorized
 from .function import RuntimeBound
 from .problems import HttpProblem, field_errors, invalid, no_route
 from .threads import in_thread
+from .ticks import HANDLERS
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -121,6 +122,7 @@ class HttpFunction(RuntimeBound):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.routes = routes_of(name)
+        self.ticks = {t.path: HANDLERS[t.name] for t in ticks_of(name)}
         self.handlers: dict[str, Handler] = {}
 
     def handler(self, operation: str) -> Callable[[Handler], Handler]:
@@ -137,10 +139,11 @@ class HttpFunction(RuntimeBound):
         path = request.url.path
         if path == HEALTH_PATH:
             return Reply({"status": "ok", "function": self.name}).response()
-        if path == OUTBOX_SWEEP_PATH and request.method in ("POST", "OPTIONS"):
+        tick = self.ticks.get(path)
+        if tick is not None and request.method in ("POST", "OPTIONS"):
             # daprd's cron binding: OPTIONS once at start-up, then a POST with an empty body per tick.
             if request.method == "POST":
-                await in_thread(self.runtime.relay.drain)
+                await in_thread(tick, self.runtime)
             return Response(status_code=200)
         try:
             route, params = match(request.method, path, self.routes)

@@ -17,8 +17,8 @@ and Jobs), ``kafka`` (sources, dead-letter sinks, topics, the managed pub/sub), 
 do not contain it (the Dockerfile copies ``shared/todo`` only).
 
 Adding a function, a route or a tick is a row in ``todo.routes`` (a newly produced topic is also a row
-in ``PRODUCERS``; a Dapr cron binding without a tick needs its ``CLUSTER_SCHEDULES`` row), then
-``python -m todo_dev.deploy``.
+in ``PRODUCERS``), then ``python -m todo_dev.deploy``. A tick's Dapr cron binding in ``dapr-components/``
+is generated too.
 
 ``python -m todo_dev.deploy --kafka-bootstrap HOST:PORT[,...] --kafka-auth-secret NAME --out DIR`` writes
 the Kafka-facing resources (KafkaSources and KafkaSinks) for a managed Kafka with SASL over TLS into DIR
@@ -35,7 +35,6 @@ from .model import (
     ALWAYS_ON,
     APP_PORT,
     APP_SECRET,
-    CLUSTER_SCHEDULES,
     DAPR_METRICS_PORT,
     GATEWAY,
     KAFKA_SECRET,
@@ -51,18 +50,17 @@ from .model import (
     GeneratorError,
     Kafka,
     Project,
-    Schedule,
     cluster_replacement,
     load_yaml,
 )
-from .schedules import cluster_schedule, ping_sources, tick_windows
+from .schedules import cluster_schedule, cron_binding, ping_sources, tick_windows
 from .skaffold import MANAGED_KAFKA_DIR, MANAGED_PUBSUB, skaffold_config
 
 __all__ = [
-    "ALWAYS_ON", "APP_PORT", "APP_SECRET", "CLUSTER_SCHEDULES", "DAPR_METRICS_PORT", "GATEWAY", "KAFKA_SECRET",
+    "ALWAYS_ON", "APP_PORT", "APP_SECRET", "DAPR_METRICS_PORT", "GATEWAY", "KAFKA_SECRET",
     "LIBRARY_IMAGE", "MANAGED_KAFKA_DIR", "MANAGED_PUBSUB", "MIN_SCALE_REASON", "NAMESPACE", "PRODUCERS",
     "QUEUE_PROXY_PORTS", "ROOT", "WEBSOCKET_FUNCTIONS", "Doc", "Function", "GeneratorError", "Kafka", "Project",
-    "Schedule", "cluster_replacement", "cluster_schedule", "dapr_annotations", "dead_letter_sink", "dump",
+    "cluster_replacement", "cluster_schedule", "cron_binding", "dapr_annotations", "dead_letter_sink", "dump",
     "event_documents", "function_service", "gateway_service", "gateway_upstreams", "kafka_pubsub",
     "kafka_source", "load_yaml", "main", "managed_pubsub", "migration_job", "ping_sources", "render",
     "skaffold_config", "stale", "tick_windows", "topics_job", "write",

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
 
+from todo.routes import Tick
+
 from .kafka import MANAGED_PUBSUB_COMMENT, event_documents, managed_pubsub, topics_job
 from .knative import function_service, gateway_service, migration_job
 from .model import GENERATED_HEADER, IN_CLUSTER_KAFKA, Doc, Function, Kafka, Project
-from .schedules import ping_sources, tick_windows
+from .schedules import cron_binding, ping_sources, tick_windows
 from .skaffold import MANAGED_PUBSUB, skaffold_config
 
 
@@ -70,7 +73,16 @@ def render(project: Project, kafka: Kafka = IN_CLUSTER_KAFKA) -> dict[str, str]:
             "a dead-letter topic per consumed one.", topics_job(project))]),
         MANAGED_PUBSUB: dump([(MANAGED_PUBSUB_COMMENT, managed_pubsub(project))]),
         "skaffold.yaml": dump([("", skaffold_config(project))]),
+        **{f"dapr-components/{tick.name}.yaml": dump([(_cron_comment(tick), cron_binding(project, tick))])
+           for tick in project.schedules()},
     }
+
+
+def _cron_comment(tick: Tick) -> str:
+    return textwrap.fill(
+        f"The {tick.name} tick of todo.routes.TICKS: {tick.why}. daprd POSTs {tick.path} to each function it "
+        "scopes. In a Knative cluster a PingSource ticks instead (knative/schedules.yaml), since a "
+        "scaled-to-zero pod has no sidecar to tick it.", 104)
 
 
 def stale(project: Project) -> list[str]:

@@ -3,13 +3,13 @@ the route table, the subscriptions, ``dapr-components/``), and the cluster's fix
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from todo.routes import ROUTES, SUBSCRIPTIONS, TICKS, Route, Subscription, Tick
+from todo.routes import ROUTES, SUBSCRIPTIONS, TICKS, WS_FUNCTION, Route, Subscription, Tick, function_names
 
 Doc = dict[str, Any]
 
@@ -45,25 +45,8 @@ PRODUCERS: dict[str, tuple[str, ...]] = {
     "task-updates": ("create-task", "update-task", "on-task-event", "on-reminder"),
 }
 
-# Functions that hold WebSockets: public (clients connect to them directly, the gateway proxies plain
-# HTTP only) and long-lived requests.
-WEBSOCKET_FUNCTIONS: tuple[str, ...] = ("push-update",)
-
-# The cluster's schedule of a tick, where its period in TICKS does not fit or only a Dapr cron binding
-# (daprd's syntax) declares it. A PingSource wakes a scaled-to-zero function, so its schedule is also the
-# price of keeping that function warm: the outbox sweep only collects what a crash left behind (the relay
-# publishes right after each commit), so every ten minutes is enough. Other ticks run at their period
-# rounded up to whole minutes (PingSource's finest): reminder-scan every minute, the cost of reminders
-# due to the minute being that on-reminder stays warm.
-CLUSTER_SCHEDULES: dict[str, str] = {
-    "outbox-sweep": "*/10 * * * *",
-}
-
-# Ticks that keep working until the next one comes (the reminder scan fires reminders as they fall
-# due in between) are told the cluster's period through this setting of todo.settings.
-WINDOW_SETTINGS: dict[str, str] = {
-    "reminder-scan": "TODO_REMINDER_WINDOW_SECONDS",
-}
+# Functions that hold WebSockets: public (clients may connect to them directly) and long-lived requests.
+WEBSOCKET_FUNCTIONS: tuple[str, ...] = (WS_FUNCTION,)
 
 # What a Dapr resource of dapr-components/ becomes in the cluster when Knative, not daprd, drives it.
 REPLACED_IN_CLUSTER: dict[str, str] = {
@@ -173,15 +156,6 @@ def cluster_replacement(doc: Doc) -> str | None:
     return REPLACED_IN_CLUSTER.get(str(doc.get("kind")))
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """A scheduled POST /<name>, given to the first of ``functions`` that exists."""
-
-    name: str
-    functions: tuple[str, ...]
-    every_seconds: float | None = None  # None: only a Dapr cron binding says it (in daprd's syntax)
-
-
 def load_yaml(path: Path) -> list[Doc]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
@@ -199,18 +173,16 @@ class Project:
     def present(self, name: str) -> bool:
         return (self.root / "functions" / name / "main.py").is_file()
 
-    def tick_target(self, tick: Schedule) -> str | None:
+    def tick_target(self, tick: Tick) -> str | None:
         """The function a tick goes to: the first it names that exists. One is enough: each does the
         same shared work (one outbox table, one reminder table)."""
         return next((f for f in tick.functions if self.present(f)), None)
 
     def functions(self) -> tuple[Function, ...]:
-        names = [r.function for r in self.routes] + [s.function for s in self.subscriptions]
-        names += list(WEBSOCKET_FUNCTIONS)
         return tuple(
             Function(name, tuple(r for r in self.routes if r.function == name),
                      tuple(s for s in self.subscriptions if s.function == name))
-            for name in dict.fromkeys(names) if self.present(name))
+            for name in function_names(self.routes, self.subscriptions, self.ticks) if self.present(name))
 
     def http_functions(self) -> tuple[Function, ...]:
         return tuple(f for f in self.functions() if f.routes)
@@ -249,22 +221,17 @@ class Project:
                 scoped += [s for d in docs if d.get("kind") == "Component" for s in d.get("scopes", [])]
         return tuple(f.name for f in self.functions() if f.name in scoped)
 
-    def cron_bindings(self) -> list[tuple[str, tuple[str, ...]]]:
-        """(name, scoped functions) of each Dapr cron binding."""
-        return [(d["metadata"]["name"], tuple(d.get("scopes", [])))
-                for _, docs in self.dapr_components() for d in docs
-                if d.get("kind") == "Component" and d.get("spec", {}).get("type") == "bindings.cron"]
-
-    def schedules(self) -> list[Schedule]:
-        """Every scheduled POST /<name>: the route table's ticks, and the Dapr cron bindings."""
-        found = {t.name: Schedule(t.name, t.functions, t.every_seconds) for t in self.ticks}
-        for name, scopes in self.cron_bindings():
-            if name in found:
-                found[name] = replace(found[name], functions=tuple(dict.fromkeys(
-                    [*found[name].functions, *scopes])))
-            else:
-                found[name] = Schedule(name, scopes)
-        return list(found.values())
+    def schedules(self) -> tuple[Tick, ...]:
+        """Every scheduled POST /<name>: the route table's ticks, and nothing else. A Dapr cron binding in
+        dapr-components/ is generated from its tick; a hand-written one is refused (declare a Tick)."""
+        ticks = {t.name for t in self.ticks}
+        for path, docs in self.dapr_components():
+            for d in docs:
+                if d.get("kind") == "Component" and d.get("spec", {}).get("type") == "bindings.cron" \
+                        and d["metadata"]["name"] not in ticks:
+                    raise GeneratorError(f"{path}: the cron binding {d['metadata']['name']!r} is not a tick: "
+                                         "declare it in todo.routes.TICKS (its component is generated)")
+        return self.ticks
 
     def sidecar_env(self, function: str) -> dict[str, str]:
         """Variables daprd must have in its environment for this function: the secretKeyRefs of the
