@@ -12,6 +12,8 @@ from datetime import datetime
 
 from confluent_kafka import Consumer
 
+from todo.service.events import event_type
+
 from .common import Row, engines, make_stack, pct, psql
 
 SEED = """
@@ -47,7 +49,7 @@ def run(quick: bool = False) -> list[Row]:
                     continue
                 try:
                     event = json.loads(message.value() or b"")
-                    if event.get("type") != "dev.todo.reminder.triggered.v1":
+                    if event.get("type") != event_type("reminder", "triggered"):
                         continue
                     due = datetime.fromisoformat(event["data"]["remind_at"]).timestamp()
                 except (ValueError, KeyError, TypeError):

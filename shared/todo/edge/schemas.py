@@ -28,6 +28,7 @@ from ..domain.reminders import NotificationSettings, Webhook
 from ..domain.task import MAX_REMINDERS, MAX_TAGS, Priority, Reminder, Status, TaskFields, normalize_tags
 from ..service.audit import MAX_LIMIT as MAX_AUDIT_LIMIT
 from ..service.audit import AuditQuery
+from ..service.events import kind_of
 from ..service.queries import DEFAULT_SORT, TaskQuery, parse_sort
 from ..service.reminders import Triggered
 from ..service.series import InstanceClosed
@@ -295,21 +296,19 @@ class ReminderEventData(Model):
     user_id: UserId
 
 
-_AUDITED_TYPE = re.compile(
-    r"dev\.todo\.(?:task\.(created|updated|completed|deleted)|reminder\.(scheduled|triggered))\.v1")
 _EVENT_TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 
 
 def audited_occurrence(event_id: str, source: str, event_type: str, time: str | None, data: Any) -> Occurrence:
     """What an audited CloudEvent says happened; ``ValueError`` (never retried) when it is not one."""
-    found = _AUDITED_TYPE.fullmatch(event_type)
-    if found is None:
+    task_kind, reminder_kind = kind_of(event_type, "task"), kind_of(event_type, "reminder")
+    if task_kind is None and reminder_kind is None:
         raise ValueError(f"the audit trail does not take {event_type!r} events")
     occurred_at = None if time is None else _EVENT_TIME.validate_python(time)
     _storable(event_id, source, data)
-    if found.group(1) is not None:
+    if task_kind is not None:
         task = TaskEventData.model_validate(data)
-        if task.event_type != found.group(1):
+        if task.event_type != task_kind:
             raise ValueError(f"data.event_type {task.event_type!r} contradicts the type {event_type!r}")
         if task.task_data.get("id", task.task_id) != task.task_id:
             raise ValueError("data.task_data.id is not data.task_id")
@@ -317,7 +316,7 @@ def audited_occurrence(event_id: str, source: str, event_type: str, time: str | 
                           occurred_at or task.timestamp, state=task.task_data)
     reminder = ReminderEventData.model_validate(data)
     details = reminder.model_dump(mode="json", include={"title", "due_at", "remind_at"})
-    return Occurrence(event_id, source, f"reminder.{found.group(2)}", reminder.user_id, reminder.task_id,
+    return Occurrence(event_id, source, f"reminder.{reminder_kind}", reminder.user_id, reminder.task_id,
                       occurred_at, details=details)
 
 
@@ -388,7 +387,6 @@ class AuditQueryIn(Strict):
 
 # -- recurring tasks ------------------------------------------------------------------------------
 
-_TASK_TYPE = re.compile(r"dev\.todo\.task\.(created|updated|completed|deleted)\.v1")
 
 
 class _SeriesData(Model):
@@ -407,11 +405,11 @@ class _InstanceData(Model):
 def closed_instance(event_id: str, source: str, event_type: str, data: Any) -> InstanceClosed | None:
     """The series step a task event asks for; None when the task is not recurring.
     ``ValueError`` (never retried) when the event is not a task event of ours."""
-    found = _TASK_TYPE.fullmatch(event_type)
-    if found is None:
+    task_kind = kind_of(event_type, "task")
+    if task_kind is None:
         raise ValueError(f"on-task-event does not take {event_type!r} events")
     event = TaskEventData.model_validate(data)
-    if event.event_type != found.group(1):
+    if event.event_type != task_kind:
         raise ValueError(f"data.event_type {event.event_type!r} contradicts the type {event_type!r}")
     instance = _InstanceData.model_validate(event.task_data)
     if instance.series is None:
@@ -515,9 +513,10 @@ class TriggeredData(Model):
 
 def triggered_reminder(event_type: str, data: Any) -> Triggered | None:
     """The reminder to send; None for ``scheduled`` events; ``ValueError`` for anything else."""
-    if event_type == "dev.todo.reminder.scheduled.v1":
+    kind = kind_of(event_type, "reminder")
+    if kind == "scheduled":
         return None
-    if event_type != "dev.todo.reminder.triggered.v1":
+    if kind != "triggered":
         raise ValueError(f"on-reminder does not take {event_type!r} events")
     t = TriggeredData.model_validate(data)
     return Triggered(t.reminder_id, t.user_id, t.task_id, t.title, t.due_at, t.remind_at)
@@ -548,7 +547,7 @@ class _PushData(Model):
 
 def push_message(event_type: str, data: Any) -> tuple[str, dict[str, Any]]:
     """The user and message a task-updates event carries; ``ValueError`` (never retried) otherwise."""
-    if event_type != "dev.todo.push.change.v1":
+    if kind_of(event_type, "push") != "change":
         raise ValueError(f"push-update does not take {event_type!r} events")
     parsed = _PushData.model_validate(data)
     return parsed.user_id, parsed.message.model_dump()

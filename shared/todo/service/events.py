@@ -20,8 +20,43 @@ TASK_UPDATES_TOPIC = "task-updates"
 SPEC_VERSION = "1.0"
 
 
-def task_event_type(event_type: str) -> str:
-    return f"dev.todo.task.{event_type}.v1"
+@dataclass(frozen=True)
+class EventType:
+    """One CloudEvent type of ours: ``dev.todo.<family>.<kind>.v1`` on ``topic``."""
+
+    family: str  # "task", "reminder", "push"
+    kind: str  # "created", "triggered", "change", ...
+    topic: str
+
+    @property
+    def type(self) -> str:
+        return f"dev.todo.{self.family}.{self.kind}.v1"
+
+
+# The registry: every type this system publishes, which producers build and consumers look up.
+EVENT_TYPES: dict[str, EventType] = {t.type: t for t in (
+    *(EventType("task", kind, TASK_EVENTS_TOPIC) for kind in ("created", "updated", "completed", "deleted")),
+    *(EventType("reminder", kind, REMINDERS_TOPIC) for kind in ("scheduled", "triggered")),
+    EventType("push", "change", TASK_UPDATES_TOPIC),
+)}
+
+
+def event_type(family: str, kind: str) -> str:
+    """The registered type of ``family``/``kind``; KeyError for one that is not ours."""
+    found = f"dev.todo.{family}.{kind}.v1"
+    if found not in EVENT_TYPES:
+        raise KeyError(found)
+    return found
+
+
+def kind_of(cloud_event_type: str, family: str) -> str | None:
+    """The kind of a received type when it is a registered type of ``family``, else None."""
+    found = EVENT_TYPES.get(cloud_event_type)
+    return found.kind if found is not None and found.family == family else None
+
+
+def task_event_type(event_type_name: str) -> str:
+    return event_type("task", event_type_name)
 
 
 def source_of(function_name: str) -> str:
@@ -74,7 +109,7 @@ def reminder_cloud_event(kind: str, task: Task, remind_at: datetime, now: dateti
             "specversion": SPEC_VERSION,
             "id": str(uuid.uuid4()),
             "source": source_of(function_name),
-            "type": f"dev.todo.reminder.{kind}.v1",
+            "type": event_type("reminder", kind),
             "subject": str(task.id),
             "time": iso(now),
             "datacontenttype": "application/json",
@@ -95,7 +130,7 @@ def push_cloud_event(user_id: str, message: dict[str, Any], event_id: str | None
             "specversion": SPEC_VERSION,
             "id": event_id or str(uuid.uuid4()),
             "source": source_of("change-feed"),
-            "type": "dev.todo.push.change.v1",
+            "type": event_type("push", "change"),
             "subject": user_id,
             "datacontenttype": "application/json",
             "partitionkey": user_id,
