@@ -9,6 +9,8 @@ from typing import Any, cast
 
 import httpx
 import pytest
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -122,3 +124,41 @@ def test_a_one_event_handler_takes_bulks_event_by_event() -> None:
     assert seen == ["e1", "e2", "e3"]
     single = call(EventFunction("f", handle), ce(2))
     assert single.status_code == 500 and single.json()["status"] == "RETRY"
+
+
+# -- both modes of the CloudEvents SDK, as functions-framework's own tests do -------------------------
+
+def _sdk_event(**attributes: Any) -> CloudEvent:
+    return CloudEvent({"id": "sdk-1", "source": "/todo/functions/create-task", "type": "dev.todo.task.created.v1",
+                       "subject": "7", "partitionkey": "alice", **attributes},
+                      {"event_type": "created", "task_id": 7})
+
+
+@pytest.mark.parametrize("mode", [to_binary, to_structured], ids=["binary", "structured"])
+def test_the_sdks_binary_and_structured_forms_read_as_the_same_event(mode: Any) -> None:
+    headers, body = mode(_sdk_event(time="2026-01-01T09:00:00Z", datacontenttype="application/json"))
+    event = parse(headers, body)
+    assert (event.id, event.source, event.type, event.subject) == (
+        "sdk-1", "/todo/functions/create-task", "dev.todo.task.created.v1", "7")
+    assert event.data == {"event_type": "created", "task_id": 7}
+    assert event.time == "2026-01-01T09:00:00Z" and event.attributes["partitionkey"] == "alice"
+
+
+@pytest.mark.parametrize("mode", [to_binary, to_structured], ids=["binary", "structured"])
+def test_an_event_keeps_no_time_it_did_not_carry(mode: Any) -> None:
+    headers, body = mode(_sdk_event())
+    headers = {k: v for k, v in headers.items() if k.lower() != "ce-time"}
+    if mode is to_structured:
+        body = json.dumps({k: v for k, v in json.loads(body).items() if k != "time"}).encode()
+    assert parse(headers, body).time is None  # the SDK would have said "now"
+
+
+@pytest.mark.parametrize("missing", ["id", "source", "type"])
+@pytest.mark.parametrize("mode", [to_binary, to_structured], ids=["binary", "structured"])
+def test_an_event_without_a_required_attribute_is_poison_in_both_modes(mode: Any, missing: str) -> None:
+    headers, body = mode(_sdk_event())
+    headers = {k: v for k, v in headers.items() if k.lower() != f"ce-{missing}"}
+    if mode is to_structured:
+        body = json.dumps({k: v for k, v in json.loads(body).items() if k != missing}).encode()
+    with pytest.raises(Poison, match=missing if mode is to_binary else "not a CloudEvent"):
+        parse(headers, body)  # never an id the SDK made up: a redelivery would look new

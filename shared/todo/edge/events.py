@@ -1,6 +1,7 @@
 """The edge of the event functions: CloudEvents in, the delivery contract out.
 
-Two deliverers POST events to our functions, and both forms are accepted:
+Two deliverers POST events to our functions, and both forms are accepted (read by the CloudEvents SDK,
+which functions-framework loads anyway):
 
 * **daprd** (real stack, and the in-process bus that imitates it): a structured CloudEvent,
   ``application/cloudevents+json``. We publish our events *as* CloudEvents, so daprd keeps our
@@ -38,6 +39,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cloudevents.exceptions import GenericException
+from cloudevents.http import CloudEvent, from_dict, from_http
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -77,37 +80,49 @@ BulkEntry = tuple[str, IncomingEvent | Poison]
 def read(headers: Mapping[str, str], body: bytes) -> IncomingEvent | list[BulkEntry]:
     """A delivery: one event (either form, see :func:`parse`) or the entries of a daprd bulk, whose
     body is plain JSON holding ``entries``. The body is decoded once."""
-    if "ce-id" not in headers and _content_type(headers) == "application/json":
+    if not _binary(headers) and _content_type(headers) == "application/json":
         value = _json(body)
         if isinstance(value, dict) and isinstance(value.get("entries"), list) and "specversion" not in value:
             return _bulk_entries(value["entries"])
-        return _dapr_event(value)
+        return _structured(value, via="dapr")
     return parse(headers, body)
 
 
 def parse(headers: Mapping[str, str], body: bytes) -> IncomingEvent:
-    """Read either delivery form into one event; raise :class:`Poison` for anything else."""
+    """Read either delivery form into one event; raise :class:`Poison` for anything else.
+
+    The CloudEvents SDK maps the binary form's ``ce-*`` headers (percent-decoded, ``content-type`` as
+    ``datacontenttype``) and the structured form's JSON (``data_base64`` too) to attributes. It fills in
+    an ``id`` and a ``time`` that an event lacks, so the required attributes are checked here first: an
+    event without an id of its own could never be recognised as a duplicate.
+    """
+    if _binary(headers):
+        lowered = {k.lower(): v for k, v in headers.items()}
+        for name in _REQUIRED:
+            if not lowered.get(f"ce-{name}"):
+                raise Poison(f"the CloudEvent has no {name}")
+        _supported(lowered["ce-specversion"])
+        try:
+            event = from_http(lowered, body or None, data_unmarshaller=_binary_data)
+        except GenericException as exc:
+            raise Poison(f"not a CloudEvent: {exc}") from exc
+        incoming = _incoming(event, via="knative", timed="ce-time" in lowered)
+        if incoming.type == KNATIVE_KAFKA_TYPE and isinstance(incoming.data, dict) \
+                and _is_cloud_event(incoming.data):
+            return _structured(incoming.data, via="knative")  # a plain record whose value is our CloudEvent
+        return incoming
     content_type = _content_type(headers)
-    if "ce-id" in headers:
-        attributes: dict[str, Any] = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
-        data = _json(body) if body else None
-        if attributes.get("type") == KNATIVE_KAFKA_TYPE and isinstance(data, dict) and _is_cloud_event(data):
-            return _structured(data, via="knative")  # a plain record whose value is our CloudEvent
-        attributes["data"] = data
-        return _from_attributes(attributes, via="knative")
-    if content_type == STRUCTURED or content_type == "application/json":
-        return _dapr_event(_json(body))
+    if content_type in (STRUCTURED, "application/json"):
+        return _structured(_json(body), via="dapr")
     raise Poison(f"not a CloudEvent (content-type {content_type or 'missing'})")
+
+
+def _binary(headers: Mapping[str, str]) -> bool:
+    return any(k.lower() == "ce-id" or k.lower() == "ce-specversion" for k in headers)
 
 
 def _content_type(headers: Mapping[str, str]) -> str:
     return headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def _dapr_event(value: Any) -> IncomingEvent:
-    if not isinstance(value, dict) or not _is_cloud_event(value):
-        raise Poison("the body is not a CloudEvent")
-    return _structured(value, via="dapr")
 
 
 def _bulk_entries(entries: list[Any]) -> list[BulkEntry]:
@@ -116,7 +131,7 @@ def _bulk_entries(entries: list[Any]) -> list[BulkEntry]:
         if not isinstance(entry, dict) or not isinstance(entry.get("entryId"), str):
             continue  # no id to answer for: daprd retries what it gets no status for
         try:
-            found.append((entry["entryId"], _dapr_event(entry.get("event"))))
+            found.append((entry["entryId"], _structured(entry.get("event"), via="dapr")))
         except Poison as exc:
             found.append((entry["entryId"], exc))
     return found
@@ -129,29 +144,49 @@ def _json(body: bytes) -> Any:
         raise Poison(f"malformed JSON: {exc}") from exc
 
 
+def _binary_data(body: Any) -> Any:
+    """The binary form's body: JSON when it parses, else the bytes (the SDK's unmarshaller contract)."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body
+
+
 def _is_cloud_event(value: dict[str, Any]) -> bool:
     return all(isinstance(value.get(k), str) and value[k] for k in _REQUIRED)
 
 
-def _structured(event: dict[str, Any], via: str) -> IncomingEvent:
-    data = event.get("data")
-    if data is None and "data_base64" in event:
+def _supported(specversion: Any) -> None:
+    if specversion != "1.0":
+        raise Poison(f"unsupported specversion {specversion!r}")
+
+
+def _structured(value: Any, via: str) -> IncomingEvent:
+    if not isinstance(value, dict) or not _is_cloud_event(value):
+        raise Poison("the body is not a CloudEvent")
+    _supported(value["specversion"])
+    if value.get("data") is None and "data_base64" in value:
         raise Poison("binary data is not expected on these topics")
-    if isinstance(data, str) and str(event.get("datacontenttype", "")).startswith("application/json"):
+    data = value.get("data")
+    if isinstance(data, str) and str(value.get("datacontenttype", "")).startswith("application/json"):
         data = _json(data.encode())  # some publishers double-encode JSON data as a string
-    return _from_attributes({**event, "data": data}, via)
+    try:
+        event = from_dict({**value, "data": data})
+    except GenericException as exc:
+        raise Poison(f"not a CloudEvent: {exc}") from exc
+    return _incoming(event, via, timed="time" in value)
 
 
-def _from_attributes(attributes: dict[str, Any], via: str) -> IncomingEvent:
-    for name in _REQUIRED:
-        if not isinstance(attributes.get(name), str) or not attributes[name]:
-            raise Poison(f"the CloudEvent has no {name}")
-    if attributes["specversion"] != "1.0":
-        raise Poison(f"unsupported specversion {attributes['specversion']!r}")
+def _incoming(event: CloudEvent, via: str, timed: bool) -> IncomingEvent:
+    attributes = dict(event.get_attributes())
+    if not timed:
+        attributes.pop("time", None)  # the SDK's "now", not the event's
     return IncomingEvent(
         id=attributes["id"], source=attributes["source"], type=attributes["type"],
-        subject=attributes.get("subject"), time=attributes.get("time"), data=attributes.get("data"),
-        via=via, attributes={k: v for k, v in attributes.items() if k != "data"},
+        subject=attributes.get("subject"), time=attributes.get("time"), data=event.get_data(),
+        via=via, attributes=attributes,
     )
 
 
