@@ -7,18 +7,16 @@ import shutil
 import socket
 import statistics
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from todo.edge.auth import mint
 from todo.settings import Settings
 from todo_dev import ports
+from todo_dev.ready import wait_until_ready
 from todo_dev.stack import ROOT, Stack
 
 BENCH = Path(__file__).resolve().parent
@@ -127,15 +125,7 @@ def pg_path() -> str:
 
 
 def wait_ok(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(url)
+    wait_until_ready(url, timeout=timeout, interval=0.05)
 
 
 def pct(values: list[float], p: float) -> float:

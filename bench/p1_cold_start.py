@@ -26,6 +26,7 @@ import httpx
 
 from todo.routes import WS_FUNCTION
 from todo_dev import ports
+from todo_dev.ready import wait_until_ready
 from todo_dev.stack import Stack, functions_present
 
 from .common import BENCH, WORK, Row, engines, headers, make_stack, median, psql
@@ -77,16 +78,8 @@ def cold_start(argv: list[str], env: dict[str, str], probe: Callable[[httpx.Clie
         proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(BENCH.parent))
         try:
-            while time.perf_counter() - start < timeout:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{argv} exited with {proc.returncode}; see {WORK / 'p1-last.log'}")
-                try:
-                    if probe(client):
-                        return time.perf_counter() - start
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.01)
-            raise TimeoutError(f"{argv} not ready in {timeout} s")
+            wait_until_ready(lambda: probe(client), timeout=timeout, interval=0.01, process=proc, what=str(argv))
+            return time.perf_counter() - start
         finally:
             log.close()
             if proc.poll() is None:

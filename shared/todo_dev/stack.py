@@ -14,19 +14,17 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
-
 from todo.routes import present
 
 from .launch import FromSources, Launch, Launcher
 from .ports import DEV, StackPorts
+from .ready import answers, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "stack"
@@ -229,18 +227,8 @@ class Stack:
                 self._log.write(json.dumps(entry, default=str) + "\n")
 
     def _wait_http(self, url: str, name: str, expect: tuple[int, ...], timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        child = self.children[name]
-        while time.monotonic() < deadline:
-            if child.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {child.proc.returncode}; see {self.log_path}")
-            try:
-                if httpx.get(url, timeout=1.0).status_code in expect:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{name} not ready at {url} after {timeout} s; see {self.log_path}")
+        wait_until_ready(answers(url, expect), timeout=timeout, process=self.children[name].proc,
+                         what=f"{name} at {url} (see {self.log_path})")
 
     def kill(self, name: str) -> None:
         """SIGKILL a process group, as a crash would."""

@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from todo_dev import ports
+from todo_dev.ready import wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 TODO = str(Path(sys.executable).with_name("todo"))
@@ -44,15 +44,7 @@ class Server:
         self.todo("migrate")
         self.proc = subprocess.Popen([TODO, "serve", "--port", str(self.port)], env=self.env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.proc.stdout.read().decode() if self.proc.stdout else ""
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("server did not become healthy in 30 s")
+        wait_until_ready(f"{self.url}/healthz", timeout=30, process=self.proc, what="todo serve")
 
     def interrupt(self) -> int:
         assert self.proc is not None

@@ -135,36 +135,13 @@ def _verdict(status: int, body: bytes) -> str:
 
 async def asgi_post(app: ASGIApp, path: str, body: bytes, content_type: str | None) -> tuple[int, bytes]:
     """POST to an ASGI app in this process, as daprd would over HTTP; returns status and body."""
-    headers = [(b"content-length", str(len(body)).encode())]
-    if content_type is not None:
-        headers.append((b"content-type", content_type.encode()))
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0),
-    }
-    sent = False
-    status = 500
-    chunks: list[bytes] = []
+    import httpx  # the embedded gateway only: the other functions never deliver in-process
 
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: Any) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive, send)
-    return status, b"".join(chunks)
+    headers = {"content-type": content_type} if content_type is not None else {}
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 0))
+    async with httpx.AsyncClient(transport=transport, base_url="http://in-process") as client:
+        response = await client.post(path, content=body, headers=headers)
+    return response.status_code, response.content
 
 
 def make_publisher(settings: Settings, bus: InProcessBus | None = None) -> Publisher:
