@@ -50,7 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .logs import configure
+
     settings = get_settings()
+    configure(settings.log_level, function={"serve": "embedded", "proxy": "gateway"}.get(args.command,
+                                                                                           f"todo {args.command}"))
     if args.command == "token":
         from .edge.auth import mint
 
@@ -73,10 +77,8 @@ def _run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from .gateway import build_app
-        from .logs import configure_logging
         from .runtime import Runtime
 
-        configure_logging(settings.log_level)
         port = args.port or settings.port
         app = build_app(Runtime(settings))
         uvicorn.run(app, host=args.host, port=port, log_config=None, access_log=False)
@@ -85,9 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from .gateway import build_proxy_app
-        from .logs import configure_logging
 
-        configure_logging(settings.log_level)
         upstreams = dict(item.split("=", 1) for item in args.upstream)
         uvicorn.run(build_proxy_app(upstreams), host=args.host, port=args.port, log_config=None, access_log=False)
         return 0

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
+from . import logs
 from .adapters.db import make_engine
 from .adapters.outbox import OutboxRelay, Publisher
 from .adapters.publishers import InProcessBus, make_publisher
@@ -35,6 +36,9 @@ class Runtime:
         return cls(get_settings())
 
     def __init__(self, settings: Settings) -> None:
+        # Logging is set up with the runtime: by now a server's worker has installed its own loggers,
+        # and configure() takes them over.
+        logs.configure(settings.log_level)
         self._given = settings
         self.bus = InProcessBus()
         self._relay_started = False

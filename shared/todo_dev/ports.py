@@ -59,7 +59,7 @@ def test_port(n: int) -> int:
     """The n-th spare port of the test block (0-69): servers that one test starts. Taken: 0-4 the
     golden-delivery daprd, 5-9 push-update's second replica, 10-29 embedded servers (tests/e2e),
     30-39 browser tests, 40-49 TLS servers, 50 pytest-httpserver, 60 SMTP, 61-65 trace and metrics
-    tools, 69 a port nothing listens on."""
+    tools, 66-67 functions whose logs tests read, 69 a port nothing listens on."""
     if not 0 <= n < 70:
         raise ValueError("a test port number is 0-69")
     return _block(130 + n)

@@ -12,6 +12,9 @@ from ..settings import Settings
 
 
 def make_engine(settings: Settings, **kwargs: Any) -> Engine:
+    # A statement's parameters are task bodies, tokens' subjects and webhook secrets: never in a log
+    # line or an exception's message.
+    kwargs.setdefault("hide_parameters", True)
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -94,8 +94,11 @@ class OutboxRelay:
                         self.publisher.publish_many(
                             topic, [(row.partition_key, json.loads(row.payload)) for row in topic_rows])
                     except Exception as exc:  # the broker is down or refused: keep the rows, try next sweep
-                        log.warning("outbox publish failed", extra={"topic": topic, "outbox_ids": ids[:10],
-                                                                    "error": repr(exc)})
+                        first = json.loads(topic_rows[0].payload)
+                        log.warning("outbox publish failed; the rows stay pending for the next drain",
+                                    extra={"topic": topic, "rows": len(ids), "outbox_ids": ids[:10],
+                                           "ce_id": first.get("id"), "ce_source": first.get("source")},
+                                    exc_info=exc)
                         self._mark(conn, ids, attempts=outbox.c.attempts + 1, last_error=repr(exc)[:2000])
                         return published
                     self._mark(conn, ids, published_at=self.clock())

@@ -44,6 +44,7 @@ from cloudevents.http import CloudEvent, from_dict, from_http
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .. import logs
 from ..routes import HEALTH_PATH, ticks_of
 from ..runtime import Runtime
 from .function import RuntimeBound
@@ -192,6 +193,16 @@ def _incoming(event: CloudEvent, via: str, timed: bool) -> IncomingEvent:
 
 # -- the function side ---------------------------------------------------------------------------
 
+
+def event_context(event: IncomingEvent) -> dict[str, Any]:
+    """What a log line says of the event it is about: its ids, its trace, and the task and user it names."""
+    data = event.data if isinstance(event.data, dict) else {}
+    task_id, user_id = data.get("task_id"), data.get("user_id")
+    return {"ce_id": event.id, "ce_source": event.source, "ce_type": event.type,
+            "traceparent": event.attributes.get("traceparent"),
+            "task_id": task_id if isinstance(task_id, int) else None,
+            "user_id": user_id if isinstance(user_id, str) else None}
+
 EventHandler = Callable[[Runtime, IncomingEvent], None]
 BatchHandler = Callable[[Runtime, Sequence[IncomingEvent]], Sequence[Exception | None]]
 """Handles events in order and returns an outcome per event: ``None`` (done) or the :class:`Poison`
@@ -250,6 +261,10 @@ class EventFunction(RuntimeBound):
         self.ticks = {t.name: HANDLERS[t.name] for t in ticks_of(name)}
 
     async def __call__(self, request: Request) -> Response:
+        with logs.context(function=self.name):
+            return await self._serve(request)
+
+    async def _serve(self, request: Request) -> Response:
         path = request.url.path
         if path == HEALTH_PATH and request.method in ("GET", "HEAD"):
             return JSONResponse({"status": "ok", "function": self.name})
@@ -269,8 +284,9 @@ class EventFunction(RuntimeBound):
         try:
             event = read(request.headers, body)
         except Poison as exc:
-            via = "knative" if "ce-id" in request.headers else "dapr"
-            log.warning("poison event", extra={"function": self.name, "reason": str(exc)})
+            via = "knative" if _binary(request.headers) else "dapr"
+            log.warning("poison event", extra={"reason": str(exc),
+                                               "ce_id": request.headers.get("ce-id")})
             return poison(via, str(exc))
         if isinstance(event, list):  # a daprd bulk
             statuses = await in_thread(self._process_bulk, event)
@@ -289,7 +305,7 @@ class EventFunction(RuntimeBound):
         statuses = []
         for entry_id, item in bulk:
             if isinstance(item, Poison):
-                log.warning("poison event", extra={"function": self.name, "reason": str(item)})
+                log.warning("poison event", extra={"reason": str(item), "entry_id": entry_id})
                 statuses.append((entry_id, DROP))
                 continue
             outcome = next(outcomes)
@@ -297,13 +313,14 @@ class EventFunction(RuntimeBound):
         return statuses
 
     def _process(self, events: Sequence[IncomingEvent]) -> list[Exception | None]:
-        outcomes = self._apply(events)
+        with logs.context(**(event_context(events[0]) if len(events) == 1 else {})):
+            outcomes = self._apply(events)
         for event, outcome in zip(events, outcomes, strict=True):
-            extra = {"function": self.name, "ce_id": event.id, "ce_source": event.source, "ce_type": event.type}
-            if isinstance(outcome, Poison):
-                log.warning("poison event", extra={**extra, "reason": str(outcome)})
-            elif outcome is not None:
-                log.error("event failed; asking for redelivery", extra=extra, exc_info=outcome)
+            with logs.context(**event_context(event)):
+                if isinstance(outcome, Poison):
+                    log.warning("poison event", extra={"reason": str(outcome)})
+                elif outcome is not None:
+                    log.error("event failed; asking for redelivery", exc_info=outcome)
         return outcomes
 
     def _apply(self, events: Sequence[IncomingEvent]) -> list[Exception | None]:
@@ -316,6 +333,6 @@ class EventFunction(RuntimeBound):
         except Exception as exc:
             if len(events) == 1:
                 return [exc]
-            log.warning("batch failed; applying its events one at a time",
-                        extra={"function": self.name, "events": len(events), "error": repr(exc)})
+            log.warning("batch failed; applying its events one at a time", extra={"events": len(events)},
+                        exc_info=exc)
             return [self._apply([event])[0] for event in events]

@@ -12,11 +12,16 @@ from __future__ import annotations
 import threading
 from typing import Self
 
+from .. import logs
 from ..runtime import Runtime
+from ..settings import get_settings
 
 
 class RuntimeBound:
     def __init__(self, name: str, *, runtime_of: RuntimeBound | None = None) -> None:
+        # At import: the process logs JSON from its first line (gunicorn's master included), named after
+        # the function it serves unless its host named it first.
+        logs.configure(get_settings().log_level, function=name)
         self.name = name
         self._runtime: Runtime | None = None
         self._runtime_of = runtime_of  # another object of the same module whose runtime this one uses

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from .. import logs
 from ..domain.errors import InvalidTask, TaskNotFound, VersionMismatch
 from ..routes import HEALTH_PATH, NoRoute, Route, match, routes_of, ticks_of
 from ..runtime import Runtime
@@ -136,6 +137,10 @@ class HttpFunction(RuntimeBound):
         return register
 
     async def __call__(self, request: Request) -> Response:
+        with logs.context(function=self.name, traceparent=request.headers.get("traceparent")):
+            return await self._serve(request)
+
+    async def _serve(self, request: Request) -> Response:
         path = request.url.path
         if path == HEALTH_PATH:
             return Reply({"status": "ok", "function": self.name}).response()
@@ -150,6 +155,8 @@ class HttpFunction(RuntimeBound):
         except NoRoute as exc:
             return no_route(exc, path).response()
         runtime = self.runtime
+        task_id = params.get("id")
+        logs.bind(operation=route.operation, task_id=int(task_id) if task_id and task_id.isdigit() else None)
         try:
             body = await _read_body(request, runtime.base_settings.max_body_bytes)
         except HttpProblem as problem:
@@ -164,6 +171,7 @@ class HttpFunction(RuntimeBound):
         try:
             if call.route.auth:
                 call.principal = call.runtime.verifier.verify_header(call.headers.get("authorization"))
+                logs.bind(user_id=call.principal.user_id)
             return self.handlers[call.route.operation](call).response()
         except HttpProblem as problem:
             return problem.response()
@@ -181,7 +189,7 @@ class HttpFunction(RuntimeBound):
         except InvalidCursor as exc:
             return HttpProblem(400, "Bad cursor", str(exc)).response()
         except Exception:
-            log.exception("unhandled error", extra={"function": self.name, "operation": call.route.operation})
+            log.exception("unhandled error")
             return HttpProblem(500, "Internal error", "the error was logged").response()
 
 

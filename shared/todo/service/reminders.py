@@ -106,7 +106,10 @@ def notify(uow: UnitOfWork, channels: Channels, reminder: Triggered, now: dateti
             uow.commit()
         outcome[channel] = any(a.ok for a in attempts)
         if not outcome[channel]:
-            log.warning("notification failed", extra={"reminder_id": reminder.reminder_id, "channel": channel})
+            log.warning("notification failed", extra={
+                "reminder_id": reminder.reminder_id, "task_id": reminder.task_id, "user_id": reminder.user_id,
+                "channel": channel.partition(":")[0], "attempts": len(attempts),
+                "reason": attempts[-1].detail if attempts else None})
     return outcome
 
 
