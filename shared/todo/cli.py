@@ -86,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "proxy":
         import uvicorn
 
-        from .gateway import build_proxy_app
+        from .proxy import build_proxy_app
 
         upstreams = dict(item.split("=", 1) for item in args.upstream)
         uvicorn.run(build_proxy_app(upstreams), host=args.host, port=args.port, log_config=None, access_log=False)

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .adapters.publishers import Subscriber, asgi_post
 from .edge.function import bind_module
-from .edge.problems import HttpProblem, no_route
+from .edge.problems import no_route
 from .routes import HEALTH_PATH, SUBSCRIPTIONS, TICKS, WS_FUNCTION, WS_PATH, NoRoute, Tick, match, present
 from .runtime import Runtime
 
@@ -68,53 +68,6 @@ class Dispatcher:
             await no_route(exc, scope["path"]).response()(scope, receive, send)
             return
         await self.apps[route.function](scope, receive, send)
-
-
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-               "transfer-encoding", "upgrade", "host", "content-length"}
-
-
-def build_proxy_app(upstreams: dict[str, str]) -> Starlette:
-    """The local gateway of the real stack: the route table, forwarding to one process per function."""
-    import httpx
-
-    client = httpx.AsyncClient(timeout=60.0)
-
-    async def health(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "function": "gateway"})
-
-    async def forward(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        request = Request(scope, receive)
-        try:
-            route, _ = match(request.method, request.url.path)
-        except NoRoute as exc:
-            await no_route(exc, request.url.path).response()(scope, receive, send)
-            return
-        url = upstreams[route.function] + request.url.path
-        if request.url.query:
-            url += "?" + request.url.query
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
-        try:
-            upstream = await client.request(request.method, url, headers=headers, content=await request.body())
-        except httpx.TransportError:
-            await HttpProblem(502, "Bad gateway", f"{route.function} is not answering").response()(
-                scope, receive, send)
-            return
-        reply = Response(upstream.content, status_code=upstream.status_code,
-                         headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP})
-        await reply(scope, receive, send)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        try:
-            yield
-        finally:
-            await client.aclose()
-
-    routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), Mount("", app=forward)]
-    return Starlette(routes=routes, lifespan=lifespan)
 
 
 class Ticker:

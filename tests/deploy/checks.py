@@ -22,7 +22,7 @@ import kubernetes_validate
 from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 from starlette.testclient import TestClient
 
-from todo.gateway import build_proxy_app
+from todo.proxy import build_proxy_app
 from todo.routes import HEALTH_PATH, Route, ticks_of
 from todo_dev import deploy
 

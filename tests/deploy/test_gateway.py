@@ -53,3 +53,12 @@ def test_a_route_added_to_the_table_without_regenerating_is_reported(manifests: 
 def test_a_route_taken_out_of_the_table_is_reported(manifests: Manifests) -> None:
     routes = tuple(r for r in ROUTES if r.function != "create-task")
     assert "gateway forwards to create-task, which serves no route" in gateway_problems(manifests, routes)
+
+
+def test_the_gateway_holds_a_websocket_as_long_as_push_update_does(manifests: Manifests) -> None:
+    # /ws passes through the gateway: an open socket is one request for its whole life on both Services.
+    services = manifests.services()
+    timeouts = {name: services[name]["spec"]["template"]["spec"]["timeoutSeconds"]
+                for name in ("gateway", "push-update")}
+    assert timeouts["gateway"] >= timeouts["push-update"] == 600
+    assert "--upstream=push-update=http://push-update.todo.svc.cluster.local" in container(services["gateway"])["args"]

@@ -106,7 +106,7 @@ def test_one_real_request_reaches_each_function_through_the_gateway(
     # push-update: a ticket, the feed, and the WebSocket itself
     ticket = call("POST", "/ws/ticket").json()["ticket"]
     assert call("GET", "/changes?since=0").status_code == 200
-    with connect(f"ws://127.0.0.1:{stack.ports('push-update').app}/ws?ticket={ticket}&since=0") as socket:
+    with connect(f"ws://127.0.0.1:{stack.gateway_port}/ws?ticket={ticket}&since=0") as socket:
         first = json.loads(socket.recv(timeout=30))
     assert first["type"] == "task.created"
     # on-reminder: the reminder fires by email and by webhook

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from todo.edge.auth import mint
@@ -60,3 +61,34 @@ def test_a_reconnecting_client_gets_what_it_missed(stack: Stack, api: Callable[.
     with open_socket(second, user, since=1) as socket:
         message = json.loads(socket.recv(timeout=30))
         assert (message["seq"], message["task"]["title"]) == (2, "missed")
+
+
+# -- through the gateway: one base URL for HTTP and the WebSocket ------------------------------------------
+
+
+def test_the_gateway_passes_the_socket_through_with_its_subprotocol(
+        stack: Stack, api: Callable[..., httpx.Response], user: str) -> None:
+    with open_socket(stack.gateway_port, user, since=0) as socket:
+        assert socket.subprotocol == "bearer"  # what push-update answered, passed back
+        task = api("POST", "/tasks", user, json={"title": "through the gateway"}).json()
+        message = json.loads(socket.recv(timeout=30))
+    assert (message["seq"], message["type"], message["task"]["id"]) == (1, "task.created", task["id"])
+
+
+def test_a_ticket_opens_a_socket_through_the_gateway(stack: Stack, api: Callable[..., httpx.Response],
+                                                     user: str) -> None:
+    ticket = api("POST", "/ws/ticket", user).json()["ticket"]
+    api("POST", "/tasks", user, json={"title": "before the socket"})
+    with connect(f"ws://127.0.0.1:{stack.gateway_port}/ws?ticket={ticket}&since=0", open_timeout=10) as socket:
+        assert json.loads(socket.recv(timeout=30))["task"]["title"] == "before the socket"
+    with pytest.raises(InvalidStatus) as refused:  # one use only: push-update refuses, so does the gateway
+        connect(f"ws://127.0.0.1:{stack.gateway_port}/ws?ticket={ticket}", open_timeout=10)
+    assert refused.value.response.status_code == 403
+
+
+def test_push_updates_close_reaches_the_client_through_the_gateway(stack: Stack, user: str) -> None:
+    token = mint(Settings(jwt_secret=SECRET), user, ttl_seconds=2)
+    with connect(f"ws://127.0.0.1:{stack.gateway_port}/ws", subprotocols=["bearer", token],  # type: ignore[list-item]
+                 open_timeout=10) as socket, pytest.raises(ConnectionClosed):
+        socket.recv(timeout=60)
+    assert (socket.close_code, socket.close_reason) == (1008, "token expired")

@@ -92,8 +92,9 @@ HTTP_SIZING = Sizing(16, 10, 3, 30, {"cpu": "100m", "memory": "160Mi"}, {"cpu": 
 EVENT_SIZING = Sizing(8, 4, 3, 60, {"cpu": "100m", "memory": "160Mi"}, {"cpu": "1", "memory": "384Mi"})
 # An open WebSocket is an in-flight request for its whole life; Knative's maximum timeout is 600 s.
 WEBSOCKET_SIZING = Sizing(0, 100, 3, 600, {"cpu": "100m", "memory": "160Mi"}, {"cpu": "1", "memory": "384Mi"})
-# The gateway waits up to 60 s for a function (its HTTP client's timeout): Knative must wait longer.
-GATEWAY_SIZING = Sizing(0, 100, 3, 90, {"cpu": "50m", "memory": "96Mi"}, {"cpu": "500m", "memory": "192Mi"})
+# The gateway passes /ws through to push-update: an open WebSocket is one request for its whole life,
+# so it gets push-update's timeout (Knative's maximum), well above the 60 s it waits for an HTTP answer.
+GATEWAY_SIZING = Sizing(0, 100, 3, 600, {"cpu": "50m", "memory": "96Mi"}, {"cpu": "500m", "memory": "192Mi"})
 SIDECAR = {"cpu-request": "50m", "memory-request": "64Mi", "cpu-limit": "500m", "memory-limit": "256Mi"}
 
 # min-scale other than "0" needs its reason beside it (the annotation below, checked by tests/deploy).
