@@ -85,6 +85,7 @@ def test_one_real_request_reaches_each_function_through_the_gateway(
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(receive)
     answers: list[tuple[str, int]] = []
+    log_start = stack.log_path.stat().st_size
 
     def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = api(method, path, user, **kwargs)
@@ -139,9 +140,10 @@ def test_one_real_request_reaches_each_function_through_the_gateway(
     assert verified.status_code == 200 and verified.json()["ok"], verified.text
 
     assert [a for a in answers if a[1] >= 500] == []
-    failures = [line for line in stack.log_path.read_text().splitlines()
-                if "ModuleNotFoundError" in line or "ImportError" in line or "Traceback" in line]
-    assert failures == []
+    text = stack.log_path.read_text()
+    assert "ModuleNotFoundError" not in text and "ImportError" not in text  # in no process, ever
+    # Nothing crashed while this test drove the functions (other tests' outages log their own failures).
+    assert [line for line in text[log_start:].splitlines() if '"unhandled error"' in line] == []
 
 
 def _environ(pid: int) -> dict[str, str]:
