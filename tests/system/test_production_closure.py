@@ -143,7 +143,8 @@ def test_one_real_request_reaches_each_function_through_the_gateway(
     text = stack.log_path.read_text()
     assert "ModuleNotFoundError" not in text and "ImportError" not in text  # in no process, ever
     # Nothing crashed while this test drove the functions (other tests' outages log their own failures).
-    assert [line for line in text[log_start:].splitlines() if '"unhandled error"' in line] == []
+    during = stack.log_path.read_bytes()[log_start:].decode(errors="replace")
+    assert [line for line in during.splitlines() if '"unhandled error"' in line] == []
 
 
 def _environ(pid: int) -> dict[str, str]:
