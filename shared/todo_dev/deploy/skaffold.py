@@ -11,7 +11,7 @@ APP_FILES = ("knative/functions.yaml", "knative/gateway.yaml", "knative/events.y
              "knative/schedules.yaml", "knative/migrate.yaml")
 IN_CLUSTER_FILES = ("knative/in-cluster/secrets.yaml", "knative/in-cluster/postgres.yaml",
                     "knative/in-cluster/kafka.yaml", "knative/in-cluster/kafka-topics.yaml",
-                    "knative/in-cluster/mailpit.yaml")
+                    "knative/in-cluster/mailpit.yaml", "knative/in-cluster/jaeger.yaml")
 MANAGED_KAFKA_DIR = "build/knative-managed"  # written by --kafka-bootstrap … --out, never committed
 MANAGED_PUBSUB = "knative/managed/pubsub-kafka-sasl.yaml"
 
