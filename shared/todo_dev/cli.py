@@ -46,6 +46,7 @@ def _stack(args: argparse.Namespace) -> int:
     try:
         stack.up()
         print(f"real stack up on http://127.0.0.1:{stack.gateway_port}; logs: {stack.log_path}", flush=True)
+        print(f"traces: Jaeger UI on {stack.jaeger_query_url}", flush=True)
         where = "$TODO_JWT_SECRET" if settings.jwt_secret else f"$(cat {stack_dir / 'jwt-secret'})"
         print(f"token: TODO_JWT_SECRET={where} TODO_DATABASE_URL={stack.database_url} todo token --sub dev",
               flush=True)

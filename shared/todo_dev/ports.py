@@ -26,6 +26,20 @@ def slot() -> int:
 
 
 @dataclass(frozen=True)
+class TracingPorts:
+    """Where a stack's Jaeger listens (scripts/stack/jaeger.sh), all on 127.0.0.1."""
+
+    otlp_grpc: int
+    otlp_http: int
+    query: int  # the query API and UI
+    query_grpc: int
+
+
+# `make run STACK=real`: Jaeger's own defaults, where the UI is documented (docs/operations.md).
+DEV_TRACING = TracingPorts(otlp_grpc=4317, otlp_http=4318, query=16686, query_grpc=16685)
+
+
+@dataclass(frozen=True)
 class StackPorts:
     """Where one stack listens: a block of 10 ports per function from ``base``, and its engines."""
 
@@ -34,6 +48,7 @@ class StackPorts:
     postgres: int
     kafka: int  # and kafka + 1 for its KRaft controller
     smtp: int  # where on-reminder's daprd sends mail (dapr-components/email.yaml)
+    tracing: TracingPorts = DEV_TRACING  # its Jaeger
 
 
 # `make run STACK=real`: the ports the README and dapr.yaml name.
@@ -52,14 +67,21 @@ def test_postgres() -> int:
 def system() -> StackPorts:
     """The real stack of tests/system."""
     return StackPorts(base=_block(0), gateway=_block(80), postgres=_block(111), kafka=_block(120),
-                      smtp=_block(125))
+                      smtp=_block(125), tracing=tracing())
+
+
+def tracing() -> TracingPorts:
+    """The Jaeger of tests/system: spare test ports 61-64."""
+    return TracingPorts(otlp_grpc=test_port(61), otlp_http=test_port(62), query=test_port(63),
+                        query_grpc=test_port(64))
 
 
 def test_port(n: int) -> int:
     """The n-th spare port of the test block (0-69): servers that one test starts. Taken: 0-4 the
     golden-delivery daprd, 5-9 push-update's second replica, 10-29 embedded servers (tests/e2e),
-    30-39 browser tests, 40-49 TLS servers, 50 pytest-httpserver, 60 SMTP, 61-65 trace and metrics
-    tools, 66-67 functions whose logs tests read, 69 a port nothing listens on."""
+    30-39 browser tests, 40-49 TLS servers, 50 pytest-httpserver, 51 a dropping upstream, 60 SMTP,
+    61-64 the Jaeger of tests/system (tracing()), 65 metrics tools, 66-67 functions whose logs tests
+    read, 69 a port nothing listens on."""
     if not 0 <= n < 70:
         raise ValueError("a test port number is 0-69")
     return _block(130 + n)
@@ -68,7 +90,7 @@ def test_port(n: int) -> int:
 def bench() -> StackPorts:
     """The stack of bench/: its own block, so a benchmark never meets a test's or `make run`'s engines."""
     return StackPorts(base=_block(200), gateway=_block(280), postgres=_block(290), kafka=_block(292),
-                      smtp=_block(295))
+                      smtp=_block(295), tracing=TracingPorts(*(_block(n) for n in range(296, 300))))
 
 
 def bench_port(n: int) -> int:

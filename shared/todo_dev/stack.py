@@ -23,7 +23,7 @@ from typing import IO, Any
 from todo.routes import present
 
 from .launch import FromSources, Launch, Launcher
-from .ports import DEV, StackPorts
+from .ports import DEV, DEV_TRACING, StackPorts, TracingPorts
 from .ready import answers, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +60,7 @@ class Stack:
     pg_port: int = DEV.postgres
     kafka_port: int = DEV.kafka
     smtp_port: int = DEV.smtp  # where on-reminder's daprd sends mail (the email component)
+    tracing: TracingPorts = DEV_TRACING  # its Jaeger: every daprd exports its spans there
     functions: tuple[str, ...] = field(default_factory=functions_present)
     # How each process starts: from the work tree's sources (make run STACK=real), or as the images
     # ship it (todo_dev.launch.AsShipped: the system tests).
@@ -72,7 +73,8 @@ class Stack:
     def on(cls, ports: StackPorts, stack_dir: Path, jwt_secret: str, **kwargs: Any) -> Stack:
         """A stack listening on ``ports`` (see todo_dev.ports)."""
         return cls(stack_dir, jwt_secret, base_port=ports.base, gateway_port=ports.gateway,
-                   pg_port=ports.postgres, kafka_port=ports.kafka, smtp_port=ports.smtp, **kwargs)
+                   pg_port=ports.postgres, kafka_port=ports.kafka, smtp_port=ports.smtp, tracing=ports.tracing,
+                   **kwargs)
 
     def __post_init__(self) -> None:
         self.stack_dir.mkdir(parents=True, exist_ok=True)
@@ -91,16 +93,25 @@ class Stack:
     def kafka_bootstrap(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
 
+    @property
+    def jaeger_query_url(self) -> str:
+        """Jaeger's query API and UI (/api/traces?service=NAME)."""
+        return f"http://127.0.0.1:{self.tracing.query}"
+
     def _script(self, script: str, *args: str) -> None:
         env = {**os.environ, "TODO_STACK_DIR": str(self.stack_dir), "PGPORT": str(self.pg_port),
-               "KAFKA_PORT": str(self.kafka_port)}
+               "KAFKA_PORT": str(self.kafka_port), "JAEGER_OTLP_GRPC_PORT": str(self.tracing.otlp_grpc),
+               "JAEGER_OTLP_HTTP_PORT": str(self.tracing.otlp_http), "JAEGER_QUERY_PORT": str(self.tracing.query),
+               "JAEGER_QUERY_GRPC_PORT": str(self.tracing.query_grpc)}
         subprocess.run([str(SCRIPTS / script), *args], check=True, env=env)
 
     def start_engines(self) -> None:
         self._script("install-daprd.sh")
         self._script("install-kafka.sh")
+        self._script("install-jaeger.sh")
         self._script("postgres.sh", "start")
         self._script("kafka.sh", "start")
+        self._script("jaeger.sh", "start")
 
     def stop_kafka(self) -> None:
         self._script("kafka.sh", "stop")
@@ -109,6 +120,7 @@ class Stack:
         self._script("kafka.sh", "start")
 
     def stop_engines(self) -> None:
+        self._script("jaeger.sh", "stop")
         self._script("kafka.sh", "stop")
         self._script("postgres.sh", "stop")
 
@@ -175,7 +187,8 @@ class Stack:
                 "--dapr-grpc-port", str(ports.dapr_grpc), "--dapr-internal-grpc-port", str(ports.dapr_internal),
                 "--metrics-port", str(ports.metrics), "--resources-path", str(ROOT / "dapr-components"),
                 "--log-as-json", "--log-level", "info", "--dapr-listen-addresses", "127.0.0.1",
-                "--dapr-graceful-shutdown-seconds", "5"], env)
+                "--dapr-graceful-shutdown-seconds", "5", "--config", str(SCRIPTS / "dapr-config.yaml")],
+                {**env, "TODO_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{self.tracing.otlp_grpc}"})
             self._wait_http(f"http://127.0.0.1:{ports.dapr_http}/v1.0/healthz", f"{name}.daprd",
                             expect=(204,))
 

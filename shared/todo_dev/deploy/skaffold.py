@@ -11,7 +11,8 @@ APP_FILES = ("knative/functions.yaml", "knative/gateway.yaml", "knative/events.y
              "knative/schedules.yaml", "knative/migrate.yaml")
 IN_CLUSTER_FILES = ("knative/in-cluster/secrets.yaml", "knative/in-cluster/postgres.yaml",
                     "knative/in-cluster/kafka.yaml", "knative/in-cluster/kafka-topics.yaml",
-                    "knative/in-cluster/mailpit.yaml")
+                    "knative/in-cluster/mailpit.yaml", "knative/in-cluster/jaeger.yaml")
+ALERTS_FILE = "knative/alerts.yaml"  # Prometheus rules in a ConfigMap: harmless where no Prometheus mounts it
 MANAGED_KAFKA_DIR = "build/knative-managed"  # written by --kafka-bootstrap … --out, never committed
 MANAGED_PUBSUB = "knative/managed/pubsub-kafka-sasl.yaml"
 
@@ -41,7 +42,7 @@ def _deploy(delete_jobs: Sequence[str]) -> Doc:
 
 def skaffold_config(project: Project) -> Doc:
     dapr = project.cluster_dapr_files()
-    base = ["knative/namespace.yaml", "knative/dapr-configuration.yaml", *dapr, *APP_FILES]
+    base = ["knative/namespace.yaml", "knative/dapr-configuration.yaml", *dapr, *APP_FILES, ALERTS_FILE]
     minikube = [base[0], *IN_CLUSTER_FILES, *base[1:]]
     pubsub_file, _ = kafka_pubsub(project)
     managed = [MANAGED_PUBSUB if p == pubsub_file else
