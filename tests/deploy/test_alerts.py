@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from todo_dev.stack import CACHE, SCRIPTS
 
 from .checks import ROOT, Manifests

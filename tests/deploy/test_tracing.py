@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+
 from todo_dev.deploy.model import DAPR_CONFIGURATION
 from todo_dev.stack import CACHE, SCRIPTS
 

@@ -13,10 +13,10 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from todo_dev import ports
-from todo_dev.stack import Stack
 
 from todo.routes import SUBSCRIPTIONS
+from todo_dev import ports
+from todo_dev.stack import Stack
 
 from .conftest import eventually
 
