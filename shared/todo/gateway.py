@@ -26,7 +26,9 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .adapters.publishers import Subscriber, asgi_post
+from .edge.dev_sign_in import dev_sign_in_routes
 from .edge.problems import HttpProblem, no_route
+from .edge.static import WEB_DIR, web_routes
 from .routes import HEALTH_PATH, HTTP_FUNCTIONS, SUBSCRIPTIONS, TICKS, WS_FUNCTION, WS_PATH, NoRoute, Tick, match
 from .runtime import Runtime, set_runtime
 
@@ -72,7 +74,7 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriz
                "transfer-encoding", "upgrade", "host", "content-length"}
 
 
-def build_proxy_app(upstreams: dict[str, str]) -> Starlette:
+def build_proxy_app(upstreams: dict[str, str], web_dir: Path = WEB_DIR) -> Starlette:
     """The local gateway of the real stack: the route table, forwarding to one process per function."""
     import httpx
 
@@ -111,7 +113,7 @@ def build_proxy_app(upstreams: dict[str, str]) -> Starlette:
         finally:
             await client.aclose()
 
-    routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), Mount("", app=forward)]
+    routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), *web_routes(web_dir), Mount("", app=forward)]
     return Starlette(routes=routes, lifespan=lifespan)
 
 
@@ -147,7 +149,7 @@ class Ticker:
             self._stop.wait(max(0.0, min(due.values()) - time.monotonic()))
 
 
-def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR) -> Starlette:
+def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR, web_dir: Path = WEB_DIR) -> Starlette:
     set_runtime(runtime)
     apps = {name: load_function(name, functions_dir) for name in HTTP_FUNCTIONS}
     for sub in SUBSCRIPTIONS:
@@ -171,5 +173,8 @@ def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR) -> Starlett
             ticker.stop()
             runtime.close()
 
-    routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), Mount("", app=Dispatcher(apps))]
+    # The developer sign-in only where the server signs with its own generated secret (see its module).
+    sign_in = dev_sign_in_routes(runtime.base_settings)
+    routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), *web_routes(web_dir, dev_sign_in=bool(sign_in)),
+              *sign_in, Mount("", app=Dispatcher(apps))]
     return Starlette(routes=routes, lifespan=lifespan)
