@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 export TODO_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test lint typecheck unit venv clean
+.PHONY: run test lint typecheck unit venv clean screenshots
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ endif
 ## test: ruff, mypy and every test tier (starts a throw-away PostgreSQL, and the real stack for tests/system)
 test: venv
 	scripts/test.sh
+
+## screenshots: docs/screenshots/*.png of the web client's main screens, taken by a browser test
+screenshots: venv
+	TODO_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/browser/test_screenshots.py -q
 
 lint: venv
 	$(BIN)/ruff check .

@@ -81,7 +81,7 @@ export function describeRule(recurrence) {
     monthly: `monthly on day ${r.monthDay}`,
     lastday: "on the last day of each month",
     yearly: "every year",
-    custom: recurrence.rrule,
+    custom: everyN(recurrence.rrule) || recurrence.rrule,
   }[r.preset] || recurrence.rrule;
   if (r.preset !== "custom") {
     if (r.end === "count") text += `, ${r.count} times`;
@@ -89,4 +89,12 @@ export function describeRule(recurrence) {
   }
   if (recurrence.anchor === "completion") text += " (from completion)";
   return text;
+}
+
+/** "every 3 days" for a rule that is only FREQ and INTERVAL; null otherwise. */
+function everyN(rrule) {
+  const m = /^FREQ=(HOURLY|DAILY|WEEKLY|MONTHLY|YEARLY);INTERVAL=(\d+)$/.exec(String(rrule).toUpperCase());
+  if (!m) return null;
+  const unit = { HOURLY: "hours", DAILY: "days", WEEKLY: "weeks", MONTHLY: "months", YEARLY: "years" }[m[1]];
+  return `every ${m[2]} ${unit}`;
 }

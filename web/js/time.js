@@ -66,12 +66,15 @@ export function localToIso(value) {
 
 export function formatInstant(iso, zone) {
   if (!iso) return "";
-  const options = { dateStyle: "medium", timeStyle: "short" };
-  if (zone && zone !== browserZone()) Object.assign(options, { timeZone: zone, timeZoneName: "short" });
+  // dateStyle/timeStyle cannot be combined with timeZoneName: a time in another zone names its zone.
+  const options = zone && zone !== browserZone()
+    ? { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZone: zone,
+        timeZoneName: "short" }
+    : { dateStyle: "medium", timeStyle: "short" };
   try {
     return new Intl.DateTimeFormat(undefined, options).format(new Date(iso));
   } catch {
-    return new Date(iso).toLocaleString();
+    return new Date(iso).toISOString();
   }
 }
 
