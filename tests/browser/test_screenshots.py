@@ -35,7 +35,8 @@ def seed(signer: Signer, server: Server, user: str) -> None:
     ]
     with signer.api(server.url, user) as api:
         ids = [api.post("/tasks", json=t).json()["id"] for t in tasks]
-        api.patch(f"/tasks/{ids[2]}", json={"priority": "high"}, headers={"Content-Type": "application/merge-patch+json"})
+        api.patch(f"/tasks/{ids[2]}", json={"priority": "high"},
+                  headers={"Content-Type": "application/merge-patch+json"})
         api.put("/me/notifications", json={"in_app": True, "email": "ana@example.com",
                                            "webhooks": [{"url": "https://hooks.example.com/todo"}]})
 
