@@ -146,9 +146,10 @@ class Relay:
     """A TCP relay in front of a server: the page talks to the server through it, and ``cut()`` drops
     every connection and refuses new ones until ``restore()`` — a network outage, for real sockets."""
 
-    def __init__(self, port: int, upstream: tuple[str, int]) -> None:
+    def __init__(self, port: int, upstream: tuple[str, int], websocket: tuple[str, int] | None = None) -> None:
         self.port = port
         self.upstream = upstream
+        self.websocket = websocket  # where a connection opening with "GET /ws" goes, when not upstream
         self._listener: socket.socket | None = None
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
         self._lock = threading.Lock()
@@ -175,7 +176,7 @@ class Relay:
             except OSError:
                 return
             try:
-                server = socket.create_connection(self.upstream, timeout=10)
+                server = socket.create_connection(self._target(client), timeout=10)
             except OSError:
                 client.close()
                 continue
@@ -186,6 +187,14 @@ class Relay:
                 self._pairs.add(pair)
             for a, b in (pair, pair[::-1]):
                 threading.Thread(target=self._pump, args=(a, b, pair), daemon=True).start()
+
+    def _target(self, client: socket.socket) -> tuple[str, int]:
+        if self.websocket is None:
+            return self.upstream
+        # Chromium opens a connection of its own for each WebSocket, so the first request line tells.
+        client.settimeout(10)
+        head = client.recv(8, socket.MSG_PEEK | socket.MSG_WAITALL)
+        return self.websocket if head.startswith(b"GET /ws") else self.upstream
 
     def _pump(self, source: socket.socket, sink: socket.socket, pair: tuple[socket.socket, socket.socket]) -> None:
         try:
