@@ -43,7 +43,6 @@ def install_chromium() -> None:
 @contextlib.contextmanager
 def chromium() -> Iterator[Browser]:
     install_chromium()
-    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
