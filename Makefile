@@ -27,6 +27,7 @@ else
 	@echo "A token for user 'dev' (valid 12 h):"
 	@echo "  export TOKEN=$$($(BIN)/todo token --sub dev --ttl 12h)"
 	@echo "Then: curl -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:$(PORT)/tasks"
+	@echo "Or open http://127.0.0.1:$(PORT)/ in a browser (developer sign-in, or paste the token)."
 	exec $(BIN)/todo serve --port $(PORT)
 endif
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Playwright, expect, sync_playwright
 
 from todo.edge.auth import mint
 from todo.settings import Settings
@@ -33,6 +33,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
                  "--disable-sync", "--no-first-run", "--disable-quic", "--disable-gpu"]
 ARTIFACTS = Path(os.environ.get("TODO_TEST_ARTIFACTS", ROOT / "build" / "test-artifacts")) / "browser"
 DESKTOP = {"width": 1280, "height": 900}
+# Upper bounds, not expectations: make test shares two cores with everything else (speed is bench/'s).
+expect.set_options(timeout=15_000)
 PHONE = {"width": 375, "height": 740}
 
 

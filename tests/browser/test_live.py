@@ -101,7 +101,7 @@ def test_an_in_app_reminder_shows_in_the_live_region_when_it_fires(
     page = signed_in.page
     notices = page.locator("#notices")
     expect(notices).to_have_attribute("aria-live", "polite")
-    soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
     with signer.api(server.url, user) as api:
         created = api.post("/tasks", json={"title": "Take the pizza out", "reminders": [{"at": soon}]})
         assert created.status_code == 201

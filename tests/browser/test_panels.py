@@ -71,6 +71,7 @@ def test_notification_settings_email_and_webhooks_with_their_secret(
 
     page.reload()  # the secret is kept across saves, not made anew
     page.get_by_role("button", name="Notifications").click()
+    expect(form.locator(".secret code")).to_have_text(kept)
     form.get_by_label("In the app (this page)").uncheck()
     form.get_by_role("button", name="Save").click()
     expect(page.locator("#notices")).to_contain_text("Notification settings saved.")

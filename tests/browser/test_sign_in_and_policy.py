@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -132,8 +131,13 @@ def test_the_token_stays_in_session_storage_and_headers_never_in_urls_or_local_s
         other.context.close()
 
 
-def test_an_expired_session_returns_to_sign_in(tab: Tab, signer: Signer, user: str, tmp_path: Path) -> None:
+def test_an_expired_session_returns_to_sign_in(tab: Tab, signer: Signer, user: str) -> None:
     tab.allow("status of 401")
-    sign_in(tab, signer.token(user, ttl=2))
+    tab.open("/")
+    tab.page.get_by_label("Bearer token").fill(signer.token(user, ttl=5))
+    tab.page.get_by_role("button", name="Sign in", exact=True).click()
     # The socket closes (1008) when the token expires; the page asks to sign in again.
     expect(tab.page.locator("#token-error")).to_contain_text("session has ended", timeout=40_000)
+    expect(tab.page.get_by_label("Bearer token")).to_be_focused()
+    assert tab.sockets  # it had signed in and opened its live feed
+    assert tab.page.evaluate("() => sessionStorage.length") == 0

@@ -41,7 +41,15 @@ export class LiveFeed {
   connect() {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    const socket = new WebSocket(this.url(), ["bearer", this.token]);
+    let socket;
+    try {
+      socket = new WebSocket(this.url(), ["bearer", this.token]);
+    } catch {
+      // Not a JWT-shaped token (a subprotocol is a single HTTP token): no live feed, say so.
+      this.stopped = true;
+      this.onState("off");
+      return;
+    }
     this.socket = socket;
     socket.addEventListener("open", () => {
       this.attempt = 0;

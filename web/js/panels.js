@@ -100,10 +100,17 @@ export class SettingsView {
 
   async load() {
     clearErrors(this.form);
+    // Disabled until the saved settings are in: an answer arriving after the first keystrokes would
+    // otherwise overwrite them.
+    this.form.setAttribute("aria-busy", "true");
+    for (const control of this.form.elements) control.disabled = true;
     try {
       this.fill(await this.api.get("/me/notifications"));
     } catch (err) {
       if (err.status !== 401) showErrors(this.form, err);
+    } finally {
+      for (const control of this.form.elements) control.disabled = false;
+      this.form.setAttribute("aria-busy", "false");
     }
   }
 
