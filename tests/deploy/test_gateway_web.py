@@ -1,15 +1,18 @@
 """The cluster gateway serves the web client: `todo proxy` started exactly as knative/gateway.yaml runs it
 (command, args and env from the manifest; only the port is this run's), in a folder laid out as the
-image's `todo` stage lays /app (its COPY lines and PYTHONPATH, read from the Dockerfile)."""
+image's `todo` stage lays /app (its COPY lines and PYTHONPATH, read from the Dockerfile), on the packages
+the image installs and no others."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,7 +56,11 @@ def gateway(manifests: Manifests, tmp_path: Path) -> Iterator[str]:
     port = ports.test_port(31)
     args = list(spec["args"])
     args[args.index("--port") + 1] = str(port)
-    command = [sys.executable if c == "python" else c for c in spec["command"]]
+    site = runtime_site(tmp_path / "site-packages")
+    # python -S: no site-packages of this venv, only what the image's deps stage installs.
+    assert spec["command"][0] == "python"
+    command = [sys.executable, "-S", *spec["command"][1:]]
+    env["PYTHONPATH"] = f"{env['PYTHONPATH']}:{site}"
     proc_env = {"PATH": os.environ["PATH"], **env, **{e["name"]: e["value"] for e in spec.get("env", [])}}
     proc = subprocess.Popen([*command, *args], cwd=app, env=proc_env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -87,3 +94,56 @@ def test_the_cluster_gateway_serves_the_page_and_its_assets_from_the_image_layou
     assert css.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert css.text.endswith(MARKER)
     assert httpx.post(gateway + "/dev/sign-in", json={"sub": "x"}).status_code == 404
+
+
+
+def _name(text: str) -> str:
+    return re.sub(r"[-_.]+", "-", text).lower()
+
+
+def runtime_closure() -> set[str]:
+    """The distributions the image's deps stage installs: [project.dependencies] of pyproject.toml (as the
+    Dockerfile reads them) and their own requirements, without extras."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+
+    seen: set[str] = set()
+    pending = [Requirement(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    while pending:
+        requirement = pending.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        name = _name(requirement.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            pending.extend(Requirement(r) for r in requires(requirement.name) or [])
+        except PackageNotFoundError:  # a dependency of another platform, not installed here
+            continue
+    return seen
+
+
+def runtime_site(site: Path) -> Path:
+    """A folder holding only what the image installs (links into this venv): the gateway runs on it with
+    ``python -S``, so an import of a dev-only package fails here as it would in the cluster."""
+    from importlib.metadata import distribution, packages_distributions
+
+    closure = runtime_closure()
+    site.mkdir(parents=True)
+    for module, owners in packages_distributions().items():
+        if module == "todo" or not any(_name(d) in closure for d in owners):
+            continue
+        spec = importlib.util.find_spec(module)
+        if spec is None:
+            continue
+        locations = list(spec.submodule_search_locations or []) or [spec.origin]
+        source = Path(locations[0]) if locations[0] else None
+        if source is not None and source.exists() and not (site / source.name).exists():
+            (site / source.name).symlink_to(source)
+    for name in closure:  # their metadata too: some read their own version at import
+        info = Path(str(distribution(name)._path))  # type: ignore[attr-defined]
+        if not (site / info.name).exists():
+            (site / info.name).symlink_to(info)
+    return site
