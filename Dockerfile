@@ -2,7 +2,7 @@
 # One Dockerfile for every function:  docker build --build-arg FUNCTION=create-task -t dev.local/create-task .
 #
 #   deps          third-party packages only, cached until pyproject.toml changes
-#   todo          + the shared library and its CLI (image dev.local/todo: the gateway, the migration Job)
+#   todo          + the shared library, its CLI and web/ (image dev.local/todo: the gateway, the migration Job)
 #   function-dev  + one functions/<FUNCTION>/main.py, reloading on synced sources (skaffold's minikube profile)
 #   function      + one functions/<FUNCTION>/main.py, served by functions-framework (the default target)
 ARG PYTHON_VERSION=3.11
@@ -25,6 +25,8 @@ FROM deps AS todo
 # The library runs from its sources (no wheel): file sync can replace them in a running container.
 ENV PYTHONPATH=/app/shared
 COPY shared/todo/ shared/todo/
+# The web client: the gateway (`todo proxy`, this image) serves it at / from /app/web (todo.edge.static).
+COPY web/ web/
 # Bytecode compiled at build time: a cold start imports, it does not compile (and cannot write pyc files).
 RUN python -m compileall -q shared/todo
 USER 10001:10001

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 export TODO_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test lint typecheck unit venv clean
+.PHONY: run test lint typecheck unit venv clean screenshots
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,12 +27,17 @@ else
 	@echo "A token for user 'dev' (valid 12 h):"
 	@echo "  export TOKEN=$$($(BIN)/todo token --sub dev --ttl 12h)"
 	@echo "Then: curl -H \"Authorization: Bearer \$$TOKEN\" http://127.0.0.1:$(PORT)/tasks"
+	@echo "Or open http://127.0.0.1:$(PORT)/ in a browser (developer sign-in, or paste the token)."
 	exec $(BIN)/todo serve --port $(PORT)
 endif
 
 ## test: ruff, mypy and every test tier (starts a throw-away PostgreSQL, and the real stack for tests/system)
 test: venv
 	scripts/test.sh
+
+## screenshots: docs/screenshots/*.png of the web client's main screens, taken by a browser test
+screenshots: venv
+	TODO_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest tests/browser/test_screenshots.py -q
 
 lint: venv
 	$(BIN)/ruff check .

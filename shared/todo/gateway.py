@@ -26,8 +26,10 @@ from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .adapters.publishers import Subscriber, asgi_post
+from .edge.dev_sign_in import dev_sign_in_routes
 from .edge.function import bind_module
 from .edge.problems import no_route
+from .edge.static import WEB_DIR, web_routes
 from .routes import HEALTH_PATH, SUBSCRIPTIONS, TICKS, WS_FUNCTION, WS_PATH, NoRoute, Tick, match, present
 from .runtime import Runtime
 
@@ -102,7 +104,7 @@ class Ticker:
             self._stop.wait(max(0.0, min(due.values()) - time.monotonic()))
 
 
-def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR) -> Starlette:
+def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR, web_dir: Path = WEB_DIR) -> Starlette:
     apps = {name: load_function(name, runtime, functions_dir) for name in present(functions_dir)}
     for sub in SUBSCRIPTIONS:
         if sub.function in apps:
@@ -126,5 +128,8 @@ def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR) -> Starlett
             ticker.stop()
             runtime.close()
 
-    routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), Mount("", app=Dispatcher(apps))]
+    # The developer sign-in only where the server signs with its own generated secret (see its module).
+    sign_in = dev_sign_in_routes(runtime.base_settings)
+    routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), *web_routes(web_dir, dev_sign_in=bool(sign_in)),
+              *sign_in, Mount("", app=Dispatcher(apps))]
     return Starlette(routes=routes, lifespan=lifespan)

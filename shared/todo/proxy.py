@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
@@ -32,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .edge.problems import HttpProblem, no_route
+from .edge.static import WEB_DIR, web_routes
 from .routes import HEALTH_PATH, WS_FUNCTION, WS_PATH, NoRoute, match
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
 
 
-def build_proxy_app(upstreams: dict[str, str]) -> Starlette:
+def build_proxy_app(upstreams: dict[str, str], web_dir: Path = WEB_DIR) -> Starlette:
     limits = httpx.Limits(max_keepalive_connections=32, keepalive_expiry=KEEPALIVE_EXPIRY)
     client = httpx.AsyncClient(timeout=60.0, limits=limits)
 
@@ -83,7 +85,8 @@ def build_proxy_app(upstreams: dict[str, str]) -> Starlette:
         finally:
             await client.aclose()
 
-    routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), Mount("", app=forward)]
+    # The web client at / (todo.edge.static), then the route table; never a developer sign-in here.
+    routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), *web_routes(web_dir), Mount("", app=forward)]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

@@ -44,3 +44,10 @@ def test_the_build_context_leaves_out_the_work_tree() -> None:
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore  # everything out, then only what the Dockerfile copies
     assert set(ignore) >= {"!pyproject.toml", "!shared/todo/", "!functions/"}
+
+
+def test_the_gateway_image_carries_the_web_client_beside_the_library() -> None:
+    # todo.edge.static reads web/ beside shared/: /app/web in the image, as in the repository.
+    todo = _stage("todo")
+    assert "COPY shared/todo/ shared/todo/" in todo and "COPY web/ web/" in todo
+    assert "!web/" in (ROOT / ".dockerignore").read_text().splitlines()
