@@ -35,6 +35,8 @@ class Server:
             self.env.pop(name, None)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Its logs go to a file: a pipe nobody reads fills up, and the server then blocks on its next line.
+        self.log_path = data_dir.parent / f"todo-serve-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def todo(self, *args: str) -> str:
@@ -42,8 +44,9 @@ class Server:
 
     def start(self) -> None:
         self.todo("migrate")
-        self.proc = subprocess.Popen([TODO, "serve", "--port", str(self.port)], env=self.env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen([TODO, "serve", "--port", str(self.port)], env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
         wait_until_ready(f"{self.url}/healthz", timeout=30, process=self.proc, what="todo serve")
 
     def interrupt(self) -> int:
