@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from todo.adapters.tables import outbox, task_series
+from todo.domain.recurrence import NextInstance, Schedule
 from todo.runtime import Runtime
 from todo.service import series as series_service
 from todo.service.series import InstanceClosed
@@ -232,3 +233,15 @@ def test_a_series_stored_with_an_unrepresentable_start_ends_instead_of_stalling_
     with engine.connect() as conn:
         assert conn.execute(select(task_series.c.ended_at)).scalar_one() is not None
 
+
+def test_an_evaluation_out_of_time_is_rolled_back_so_the_event_can_be_applied_again(
+        alice: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = recurring(alice)
+    closed = InstanceClosed("event-1", "/todo/functions/update-task", "completed", "alice", first["series"]["id"], 1,
+                            datetime.fromisoformat(first["due_at"]), datetime.now(UTC))
+    ctx = Context("alice", "on-task-event", datetime.now(UTC))
+    with monkeypatch.context() as patched:
+        patched.setattr(Schedule, "next_instance", lambda *_a, **_k: NextInstance(None, "over_budget", 10))
+        with pytest.raises(series_service.EvaluationOverBudget):
+            series_service.advance(runtime.writing_uow(), ctx, closed)
+    assert series_service.advance(runtime.writing_uow(), ctx, closed) is not None  # not claimed the first time
