@@ -40,7 +40,7 @@ from .rules import DAILY, HOURLY, MONTHLY, WEEKLY, YEARLY, Rule
 # search (a rule on 29 February gaps 8 years at most) and costs about 10 ms on one core (bench/ r1).
 MAX_CANDIDATES = 10_000
 TIME_BUDGET_SECONDS = 0.5  # a backstop: the candidate cap already bounds the work well below this
-_TABLE_COST = 16  # a year's tables; with BYWEEKNO they cost about three times as much (measured)
+_TABLE_COST = 16  # a year's tables, and a month's ordinal-weekday table, plus what their BY* lists add
 _CLOCK_EVERY = 512  # candidates between two looks at the clock
 
 Stop = Literal["found", "exhausted", "capped", "over_budget"]
@@ -224,9 +224,16 @@ class _Search:
     def _year(self, year: int) -> _Year:
         found = self.years.get(year)
         if found is None:
-            self.budget.spend(_TABLE_COST * 3 if self.rule.byweekno else _TABLE_COST)
+            self.budget.spend(_TABLE_COST + 3 * len(self.rule.byweekno))
             found = self.years[year] = _Year(self.rule, year)
         return found
+
+    def _year_of(self, ordinal: int, current: _Year | None) -> _Year:
+        """The tables of the year holding day ``ordinal``: ``current``'s when it does (a day-by-day
+        search stays in one year for a long while)."""
+        if current is not None and 0 <= ordinal - current.ordinal < current.length:
+            return current
+        return self._year(date.fromordinal(ordinal).year)
 
     def _keeps(self, info: _Year, i: int, nth: list[bool] | None) -> bool:
         """dateutil's day filter: every BY* part the rule has must hold for day ``i``."""
@@ -264,7 +271,7 @@ class _Search:
             ranges = [(starts[m - 1], starts[m]) for m in sorted(r.bymonth)]
         else:
             ranges = [(0, info.length)]
-        self.budget.spend(_TABLE_COST + len(ranges) * len(r.bynweekday) // 2)
+        self.budget.spend(_TABLE_COST + len(ranges) * len(r.bynweekday))
         table = [False] * (info.length + 7)
         for first, end in ranges:
             last = end - 1
@@ -370,9 +377,10 @@ class _Search:
     def _daily(self) -> datetime | None:
         step, start = self.rule.interval, self.dtstart.toordinal()
         ordinal = start + max(0, (self.after.toordinal() - start) // step) * step
+        info: _Year | None = None
         while not self._past_limit(ordinal):
             self.budget.spend()
-            info = self._year(date.fromordinal(ordinal).year)
+            info = self._year_of(ordinal, info)
             if self._keeps(info, ordinal - info.ordinal, None):
                 found = self._pick([ordinal])
                 if found is not None:
@@ -390,12 +398,13 @@ class _Search:
         first = self.dtstart.toordinal() * 24 + self.dtstart.hour
         hour = first + max(0, (self.after.toordinal() * 24 + self.after.hour - first) // step) * step
         minute, second = self.dtstart.minute, self.dtstart.second
+        info: _Year | None = None
         while True:
             ordinal = hour // 24
             if self._past_limit(ordinal):
                 return None
             self.budget.spend()
-            info = self._year(date.fromordinal(ordinal).year)
+            info = self._year_of(ordinal, info)
             day_end = (ordinal + 1) * 24
             if self._keeps(info, ordinal - info.ordinal, None):
                 day = datetime.combine(date.fromordinal(ordinal), datetime.min.time())
