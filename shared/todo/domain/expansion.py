@@ -39,7 +39,10 @@ from .rules import DAILY, HOURLY, MONTHLY, WEEKLY, YEARLY, Rule
 # count what building them costs, in the same unit. Ten thousand covers about 27 years of day-by-day
 # search (a rule on 29 February gaps 8 years at most) and costs about 10 ms on one core (bench/ r1).
 MAX_CANDIDATES = 10_000
-TIME_BUDGET_SECONDS = 0.5  # a backstop: the candidate cap already bounds the work well below this
+# A backstop: the candidate cap already bounds the work well below it. It is the thread's CPU time, not
+# the wall clock: on a busy machine a search can wait for a core far longer than it works, and an
+# outcome that depended on the neighbours' load would not be one a retry could rely on.
+TIME_BUDGET_SECONDS = 0.5
 _TABLE_COST = 16  # a year's tables, and a month's ordinal-weekday table, plus what their BY* lists add
 _CLOCK_EVERY = 512  # candidates between two looks at the clock
 
@@ -59,7 +62,7 @@ class Budget:
 
     candidates: int = MAX_CANDIDATES
     seconds: float = TIME_BUDGET_SECONDS
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.thread_time
     examined: int = 0
     _deadline: float = field(default=0.0, repr=False)
     _next_look: int = field(default=_CLOCK_EVERY, repr=False)

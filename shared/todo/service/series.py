@@ -22,9 +22,10 @@ ADVANCING = ("completed", "deleted")  # a skip arrives as "completed" with skipp
 
 
 class EvaluationOverBudget(Exception):
-    """Computing the next instance ran out of its time budget: the machine, not the rule, is at fault
-    (the candidate cap bounds the work well below it). The transaction is rolled back and the event is
-    not claimed, so that it can be tried again or dead-lettered by the delivery contract."""
+    """Computing the next instance used up its CPU-time budget. The candidate cap keeps every rule far
+    below it, so this says that the cap under-counts some work (a defect to look into), not that the
+    user's rule ended. The transaction is rolled back and the event is not claimed; the delivery
+    contract decides (a few attempts, then the dead letter, where the reason is kept)."""
 
     def __init__(self, outcome: NextInstance) -> None:
         super().__init__(f"the next instance took longer than its budget ({outcome.examined} candidates examined)")
