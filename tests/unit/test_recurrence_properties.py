@@ -4,7 +4,7 @@ series' start, is the oracle)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from dateutil import rrule
@@ -80,6 +80,7 @@ BOUNDED = settings(max_examples=300, deadline=None, suppress_health_check=[Healt
 @example(rule="FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30;BYSETPOS=1;COUNT=1", zone="UTC",
          due=datetime(2026, 1, 1, tzinfo=UTC))
 @example(rule="FREQ=DAILY", zone="America/New_York", due=datetime(1, 1, 1, tzinfo=UTC))
+@example(rule="FREQ=DAILY", zone="America/New_York", due=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))))
 def test_validation_refuses_with_value_error_only(rule: str, zone: str, due: datetime) -> None:
     try:
         canonical = normalize_rrule(rule)
@@ -101,6 +102,10 @@ def test_validation_refuses_with_value_error_only(rule: str, zone: str, due: dat
          due=None, completed=None, now=datetime(2026, 1, 1, tzinfo=UTC), occurrence=1)
 @example(rule="FREQ=HOURLY", zone="Pacific/Kiritimati", anchor="schedule", start=datetime(2999, 12, 31, tzinfo=UTC),
          due=None, completed=None, now=datetime(2999, 12, 31, 23, tzinfo=UTC), occurrence=1)
+@example(rule="FREQ=DAILY", zone="America/New_York", anchor="completion", start=datetime(2026, 1, 1, tzinfo=UTC),
+         due=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5))),
+         completed=datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))),
+         now=datetime(2026, 1, 1, tzinfo=UTC), occurrence=1)
 def test_next_instance_never_raises_and_stays_within_the_cap(
         rule: str, zone: str, anchor: str, start: datetime, due: datetime | None, completed: datetime | None,
         now: datetime, occurrence: int) -> None:
