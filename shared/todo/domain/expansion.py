@@ -35,9 +35,9 @@ from typing import Literal
 from .rules import DAILY, HOURLY, MONTHLY, WEEKLY, YEARLY, Rule
 
 # What one evaluation may examine: a day tested against the rule's BY* filters, an instant built, or a
-# BYSETPOS position taken count one each (about a microsecond each); the tables of a year or a month
+# BYSETPOS position taken count one each (well under a microsecond each); the tables of a year or a month
 # count what building them costs, in the same unit. Ten thousand covers about 27 years of day-by-day
-# search (a rule on 29 February gaps 8 years at most) and costs about 10 ms on one core (bench/ r1).
+# search (a rule on 29 February gaps 8 years at most) and costs a few ms of CPU (python -m bench r1).
 MAX_CANDIDATES = 10_000
 # A backstop: the candidate cap already bounds the work well below it. It is the thread's CPU time, not
 # the wall clock: on a busy machine a search can wait for a core far longer than it works, and an
