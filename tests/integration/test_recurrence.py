@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from todo.adapters.tables import outbox, task_series
+from todo.domain.recurrence import NextInstance, Schedule
 from todo.runtime import Runtime
 from todo.service import series as series_service
 from todo.service.series import InstanceClosed
@@ -159,3 +160,88 @@ def test_making_a_task_recurring_by_patch_starts_its_series(alice: Api, runtime:
 def test_scope_must_be_instance_or_series(alice: Api) -> None:
     first = recurring(alice)
     assert alice.delete(f"/tasks/{first['id']}", params={"scope": "everything"}).status_code == 422
+
+
+# -- bounded evaluation (issue 10): what cannot be evaluated is refused, and nothing stalls the consumer --
+
+
+def settle_within(runtime: Runtime, rounds: int = 10) -> None:
+    """settle(), but a consumer that keeps failing fails the test instead of looping forever."""
+    for _ in range(rounds):
+        if not runtime.relay.pending():
+            return
+        runtime.relay.drain()
+    assert not runtime.relay.pending(), "events are still pending: a consumer keeps failing"
+
+
+def refusal(api: Api, rule: str, **fields: Any) -> list[dict[str, str]]:
+    body = {"title": "t", "due_at": DUE, "timezone": "America/New_York", "recurrence": {"rrule": rule}, **fields}
+    response = api.post("/tasks", json=body)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    return list(response.json()["errors"])
+
+
+def test_a_recurring_task_due_in_year_one_is_refused_before_anything_is_stored(alice: Api) -> None:
+    [error] = refusal(alice, "FREQ=DAILY", due_at="0001-01-01T00:00:00Z")
+    assert error["field"] == "due_at" and "1900-01-01" in error["message"]
+    assert open_tasks(alice) == []
+
+
+@pytest.mark.parametrize("rule", ["FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30;BYSETPOS=1;COUNT=1",
+                                  "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"])
+def test_a_rule_that_never_occurs_is_refused_with_a_field_error_on_the_rule(alice: Api, rule: str) -> None:
+    [error] = refusal(alice, rule)
+    assert error["field"] == "recurrence.rrule" and "never" in error["message"]
+
+
+def test_until_before_the_due_date_is_refused(alice: Api) -> None:
+    [error] = refusal(alice, "FREQ=DAILY;UNTIL=20270301T000000Z")
+    assert error["field"] == "recurrence.rrule" and "UNTIL" in error["message"]
+    first = recurring(alice, "FREQ=DAILY;UNTIL=20270401T000000Z")
+    moved = alice.patch(f"/tasks/{first['id']}", json={"due_at": "2027-04-02T09:00:00-04:00"})
+    assert moved.status_code == 422 and moved.json()["errors"][0]["field"] == "recurrence.rrule"
+
+
+def test_a_rule_off_its_due_dates_grid_is_refused(alice: Api) -> None:
+    # Every other hour from 10:00 never reaches 03:00. It used to be checked from 09:00 only, accepted,
+    # and then raised in the consumer at each completion.
+    [error] = refusal(alice, "FREQ=HOURLY;INTERVAL=2;BYHOUR=3", due_at="2027-03-13T10:00:00-05:00")
+    assert error["field"] == "recurrence.rrule"
+    recurring(alice, "FREQ=HOURLY;INTERVAL=2;BYHOUR=3", due_at="2027-03-13T09:00:00-05:00")
+
+
+def test_a_ten_year_old_hourly_series_moves_on_to_the_next_hour_of_its_grid(alice: Api, runtime: Runtime) -> None:
+    first = recurring(alice, "FREQ=HOURLY;INTERVAL=7", due_at="2016-03-01T05:30:00Z", timezone="UTC")
+    alice.post(f"/tasks/{first['id']}/complete")
+    settle_within(runtime)
+    [nxt] = open_tasks(alice)
+    due = datetime.fromisoformat(nxt["due_at"])
+    assert due > datetime.now(UTC)
+    assert (due - datetime(2016, 3, 1, 5, 30, tzinfo=UTC)) % timedelta(hours=7) == timedelta(0)
+    assert nxt["series"]["occurrence"] == 2
+
+
+def test_a_series_stored_with_an_unrepresentable_start_ends_instead_of_stalling_the_consumer(
+        alice: Api, runtime: Runtime, engine: Engine) -> None:
+    first = recurring(alice)  # daily, New York
+    with engine.begin() as conn:  # as the old code stored it: 0001-01-01 UTC is in year 0 in New York
+        conn.execute(update(task_series).values(dtstart=datetime(1, 1, 1, tzinfo=UTC)))
+    alice.post(f"/tasks/{first['id']}/complete")
+    settle_within(runtime)
+    assert open_tasks(alice) == []
+    with engine.connect() as conn:
+        assert conn.execute(select(task_series.c.ended_at)).scalar_one() is not None
+
+
+def test_an_evaluation_out_of_time_is_rolled_back_so_the_event_can_be_applied_again(
+        alice: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = recurring(alice)
+    closed = InstanceClosed("event-1", "/todo/functions/update-task", "completed", "alice", first["series"]["id"], 1,
+                            datetime.fromisoformat(first["due_at"]), datetime.now(UTC))
+    ctx = Context("alice", "on-task-event", datetime.now(UTC))
+    with monkeypatch.context() as patched:
+        patched.setattr(Schedule, "next_instance", lambda *_a, **_k: NextInstance(None, "over_budget", 10))
+        with pytest.raises(series_service.EvaluationOverBudget):
+            series_service.advance(runtime.writing_uow(), ctx, closed)
+    assert series_service.advance(runtime.writing_uow(), ctx, closed) is not None  # not claimed the first time

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from .durations import format_duration
 from .errors import FieldError, InvalidTask
-from .recurrence import Recurrence, Schedule
+from .recurrence import Recurrence, Schedule, check_series
 
 MAX_TAGS = 20
 MAX_REMINDERS = 10
@@ -72,6 +72,8 @@ class TaskFields:
         errors: list[FieldError] = []
         if self.recurrence is not None and self.due_at is None:
             errors.append(FieldError("recurrence", "a recurring task needs a due_at to anchor the series"))
+        elif self.recurrence is not None and self.due_at is not None:
+            errors += check_series(self.recurrence, self.timezone, self.due_at)
         if self.due_at is None and any(r.before is not None for r in self.reminders):
             errors.append(FieldError("reminders", "a reminder 'before' the due date needs a due_at"))
         if errors:

@@ -23,7 +23,7 @@ from pydantic import (
 
 from ..domain.audit import Occurrence
 from ..domain.durations import parse_duration
-from ..domain.recurrence import Recurrence, normalize_rrule
+from ..domain.recurrence import MAX_RULE_LENGTH, Recurrence, normalize_rrule
 from ..domain.reminders import NotificationSettings, Webhook
 from ..domain.task import MAX_REMINDERS, MAX_TAGS, Priority, Reminder, Status, TaskFields, normalize_tags
 from ..service.audit import MAX_LIMIT as MAX_AUDIT_LIMIT
@@ -75,7 +75,8 @@ class Strict(Model):
 
 
 class RecurrenceIn(Strict):
-    rrule: Annotated[str, Field(max_length=500, examples=["FREQ=WEEKLY;BYDAY=MO,WE"])]
+    rrule: Annotated[str, Field(max_length=MAX_RULE_LENGTH, examples=["FREQ=WEEKLY;BYDAY=MO,WE"],
+                                description="An RFC 5545 RRULE value, HOURLY or coarser; see docs/recurrence.md")]
     anchor: Literal["schedule", "completion"] = "schedule"
 
     @field_validator("rrule")

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from ..domain.recurrence import NextInstance
 from ..domain.task import Task
 from .tasks import Context, UnitOfWork, record_event
 
@@ -18,6 +19,17 @@ log = logging.getLogger(__name__)
 
 CONSUMER = "on-task-event"
 ADVANCING = ("completed", "deleted")  # a skip arrives as "completed" with skipped: true
+
+
+class EvaluationOverBudget(Exception):
+    """Computing the next instance used up its CPU-time budget. The candidate cap keeps every rule far
+    below it, so this says that the cap under-counts some work (a defect to look into), not that the
+    user's rule ended. The transaction is rolled back and the event is not claimed; the delivery
+    contract decides (a few attempts, then the dead letter, where the reason is kept)."""
+
+    def __init__(self, outcome: NextInstance) -> None:
+        super().__init__(f"the next instance took longer than its budget ({outcome.examined} candidates examined)")
+        self.outcome = outcome
 
 
 @dataclass(frozen=True)
@@ -48,13 +60,18 @@ def advance(uow: UnitOfWork, ctx: Context, closed: InstanceClosed) -> Task | Non
         if uow.tasks.latest_occurrence(series.id) > closed.occurrence:  # an older instance closed late
             uow.commit()
             return None
-        due = series.schedule.next_due(closed.occurrence, closed.due_at, closed.completed_at, ctx.now)
-        if due is None:
+        # Bounded (todo.domain.expansion): an evaluation that finds nothing within its cap ends the series,
+        # a deterministic outcome, like COUNT or UNTIL.
+        nxt = series.schedule.next_instance(closed.occurrence, closed.due_at, closed.completed_at, ctx.now)
+        if nxt.ending == "over_budget":
+            raise EvaluationOverBudget(nxt)
+        if nxt.due is None:
             uow.tasks.save_series(replace(series, ended_at=ctx.now))
             uow.commit()
-            log.info("series ended", extra={"series_id": series.id, "occurrence": closed.occurrence})
+            log.info("series ended", extra={"series_id": series.id, "occurrence": closed.occurrence,
+                                            "reason": nxt.ending, "examined": nxt.examined})
             return None
-        task = uow.tasks.add_instance(series, closed.occurrence + 1, due, ctx.now)
+        task = uow.tasks.add_instance(series, closed.occurrence + 1, nxt.due, ctx.now)
         if task is not None:
             record_event(uow, ctx, "created", task)
         uow.commit()
