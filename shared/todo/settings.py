@@ -11,7 +11,10 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["ConfigError", "Settings", "get_settings"]
+__all__ = ["DATABASE_SSLMODES", "ConfigError", "Settings", "get_settings"]
+
+# libpq's sslmode names (todo.adapters.tls); "prefer" and "allow" are left out: they fall back to clear text.
+DATABASE_SSLMODES = ("disable", "require", "verify-ca", "verify-full")
 
 
 class ConfigError(RuntimeError):
@@ -65,6 +68,12 @@ class Settings:
     ws_origins: tuple[str, ...] = ("http://localhost:*", "http://127.0.0.1:*")  # browser Origins allowed on /ws
     log_level: str = "INFO"
     dapr_grpc_port: int = 50001
+    # PostgreSQL over TLS (todo.adapters.tls), libpq's names. verify-full unless chosen otherwise:
+    # disable only for a server that is reached over loopback or a private network.
+    database_sslmode: str = "verify-full"
+    database_sslrootcert: str | None = None  # PEM CA bundle; None: the system's trust store
+    database_sslcert: str | None = None  # PEM client certificate, for a server that asks for one
+    database_sslkey: str | None = None  # its unencrypted PEM key
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -79,6 +88,12 @@ class Settings:
         events = env.get("TODO_EVENTS", "inprocess")
         if events not in ("inprocess", "dapr"):
             raise ConfigError(f"TODO_EVENTS must be 'inprocess' or 'dapr', got {events!r}")
+        sslmode = env.get("TODO_DATABASE_SSLMODE") or "verify-full"
+        if sslmode not in DATABASE_SSLMODES:
+            raise ConfigError(f"TODO_DATABASE_SSLMODE must be one of {', '.join(DATABASE_SSLMODES)}, got {sslmode!r}")
+        if bool(env.get("TODO_DATABASE_SSLCERT")) != bool(env.get("TODO_DATABASE_SSLKEY")):
+            raise ConfigError("TODO_DATABASE_SSLCERT and TODO_DATABASE_SSLKEY go together (a client certificate "
+                              "and its key)")
         return cls(
             data_dir=Path(env.get("TODO_DATA_DIR", ".data")),
             database_url=env.get("TODO_DATABASE_URL") or None,
@@ -104,6 +119,10 @@ class Settings:
                              .split(",") if o.strip()),
             log_level=env.get("TODO_LOG_LEVEL", "INFO").upper(),
             dapr_grpc_port=_int(env, "DAPR_GRPC_PORT", 50001),
+            database_sslmode=sslmode,
+            database_sslrootcert=env.get("TODO_DATABASE_SSLROOTCERT") or None,
+            database_sslcert=env.get("TODO_DATABASE_SSLCERT") or None,
+            database_sslkey=env.get("TODO_DATABASE_SSLKEY") or None,
         )
 
     def with_(self, **changes: object) -> Settings:
