@@ -11,10 +11,11 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["DATABASE_SSLMODES", "ConfigError", "Settings", "get_settings"]
+__all__ = ["DATABASE_SSLMODES", "SMTP_TLS_MODES", "ConfigError", "Settings", "get_settings"]
 
 # libpq's sslmode names (todo.adapters.tls); "prefer" and "allow" are left out: they fall back to clear text.
 DATABASE_SSLMODES = ("disable", "require", "verify-ca", "verify-full")
+SMTP_TLS_MODES = ("starttls", "tls", "none")  # STARTTLS required, implicit TLS (port 465), or clear text
 
 
 class ConfigError(RuntimeError):
@@ -74,6 +75,9 @@ class Settings:
     database_sslrootcert: str | None = None  # PEM CA bundle; None: the system's trust store
     database_sslcert: str | None = None  # PEM client certificate, for a server that asks for one
     database_sslkey: str | None = None  # its unencrypted PEM key
+    smtp_tls: str = "starttls"  # the embedded email channel: "none" only for a mail catcher on loopback
+    smtp_ca: str | None = None  # PEM CA bundle for the SMTP server; None: the system's trust store
+    webhook_allow_http: bool = False  # plain-http receivers: development only, like webhook_allow_private
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -94,6 +98,9 @@ class Settings:
         if bool(env.get("TODO_DATABASE_SSLCERT")) != bool(env.get("TODO_DATABASE_SSLKEY")):
             raise ConfigError("TODO_DATABASE_SSLCERT and TODO_DATABASE_SSLKEY go together (a client certificate "
                               "and its key)")
+        smtp_tls = env.get("TODO_SMTP_TLS") or "starttls"
+        if smtp_tls not in SMTP_TLS_MODES:
+            raise ConfigError(f"TODO_SMTP_TLS must be one of {', '.join(SMTP_TLS_MODES)}, got {smtp_tls!r}")
         return cls(
             data_dir=Path(env.get("TODO_DATA_DIR", ".data")),
             database_url=env.get("TODO_DATABASE_URL") or None,
@@ -123,6 +130,9 @@ class Settings:
             database_sslrootcert=env.get("TODO_DATABASE_SSLROOTCERT") or None,
             database_sslcert=env.get("TODO_DATABASE_SSLCERT") or None,
             database_sslkey=env.get("TODO_DATABASE_SSLKEY") or None,
+            smtp_tls=smtp_tls,
+            smtp_ca=env.get("TODO_SMTP_CA") or None,
+            webhook_allow_http=env.get("TODO_WEBHOOK_ALLOW_HTTP") == "1",
         )
 
     def with_(self, **changes: object) -> Settings:

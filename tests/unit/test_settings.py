@@ -26,21 +26,26 @@ def test_embedded_default_keeps_one_generated_secret_across_restarts(tmp_path: P
 
 
 @pytest.mark.parametrize(("name", "value"), [("TODO_EVENTS", "kafka"), ("TODO_MAX_BODY_BYTES", "lots"),
-                                             ("TODO_DATABASE_SSLMODE", "prefer")])
+                                             ("TODO_DATABASE_SSLMODE", "prefer"), ("TODO_SMTP_TLS", "maybe")])
 def test_bad_values_are_named(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
 
 
 def test_transport_security_is_on_unless_chosen_off() -> None:
-    assert Settings.from_env({}).database_sslmode == "verify-full"
+    settings = Settings.from_env({})
+    assert (settings.database_sslmode, settings.smtp_tls, settings.webhook_allow_http) == ("verify-full", "starttls",
+                                                                                           False)
 
 
 def test_tls_files_and_modes_are_read_from_the_environment() -> None:
     settings = Settings.from_env({"TODO_DATABASE_SSLMODE": "verify-ca", "TODO_DATABASE_SSLROOTCERT": "/tls/ca.crt",
-                                  "TODO_DATABASE_SSLCERT": "/tls/tls.crt", "TODO_DATABASE_SSLKEY": "/tls/tls.key"})
+                                  "TODO_DATABASE_SSLCERT": "/tls/tls.crt", "TODO_DATABASE_SSLKEY": "/tls/tls.key",
+                                  "TODO_SMTP_TLS": "tls", "TODO_SMTP_CA": "/tls/smtp-ca.crt",
+                                  "TODO_WEBHOOK_ALLOW_HTTP": "1"})
     assert (settings.database_sslmode, settings.database_sslrootcert, settings.database_sslcert,
             settings.database_sslkey) == ("verify-ca", "/tls/ca.crt", "/tls/tls.crt", "/tls/tls.key")
+    assert (settings.smtp_tls, settings.smtp_ca, settings.webhook_allow_http) == ("tls", "/tls/smtp-ca.crt", True)
 
 
 def test_a_client_certificate_without_its_key_is_refused() -> None:
