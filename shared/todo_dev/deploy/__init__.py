@@ -37,6 +37,9 @@ from .model import (
     APP_SECRET,
     CLUSTER_SCHEDULES,
     DAPR_METRICS_PORT,
+    DATABASE_TLS_DIR,
+    DATABASE_TLS_SECRET,
+    DATABASE_TLS_SETTINGS,
     GATEWAY,
     KAFKA_SECRET,
     LIBRARY_IMAGE,
@@ -59,7 +62,8 @@ from .schedules import cluster_schedule, ping_sources, tick_windows
 from .skaffold import MANAGED_KAFKA_DIR, MANAGED_PUBSUB, skaffold_config
 
 __all__ = [
-    "ALWAYS_ON", "APP_PORT", "APP_SECRET", "CLUSTER_SCHEDULES", "DAPR_METRICS_PORT", "GATEWAY", "KAFKA_SECRET",
+    "ALWAYS_ON", "APP_PORT", "APP_SECRET", "CLUSTER_SCHEDULES", "DAPR_METRICS_PORT", "DATABASE_TLS_DIR",
+    "DATABASE_TLS_SECRET", "DATABASE_TLS_SETTINGS", "GATEWAY", "KAFKA_SECRET",
     "LIBRARY_IMAGE", "MANAGED_KAFKA_DIR", "MANAGED_PUBSUB", "MIN_SCALE_REASON", "NAMESPACE", "PRODUCERS",
     "QUEUE_PROXY_PORTS", "ROOT", "WEBSOCKET_FUNCTIONS", "Doc", "Function", "GeneratorError", "Kafka", "Project",
     "Schedule", "cluster_replacement", "cluster_schedule", "dapr_annotations", "dead_letter_sink", "dump",
