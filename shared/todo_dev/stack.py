@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +28,7 @@ import httpx
 from todo.routes import HTTP_FUNCTIONS, SUBSCRIPTIONS, WS_FUNCTION
 
 from .ports import DEV, StackPorts
+from .stack_tls import StackTLS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "stack"
@@ -64,6 +66,7 @@ class Stack:
     kafka_port: int = DEV.kafka
     smtp_port: int = DEV.smtp  # where on-reminder's daprd sends mail (the email component)
     functions: tuple[str, ...] = field(default_factory=functions_present)
+    tls: bool = False  # every connection TLS (todo_dev.stack_tls): make run STACK=real TLS=1
     children: dict[str, Child] = field(default_factory=dict)
 
     @classmethod
@@ -78,12 +81,22 @@ class Stack:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[str] = self.log_path.open("a", buffering=1)
         self._log_lock = threading.Lock()
+        self.certs: StackTLS | None = StackTLS.make(self.stack_dir / "certs") if self.tls else None
 
     # -- engines ------------------------------------------------------------------------------------
 
     @property
     def database_url(self) -> str:
-        return f"postgresql+pg8000://todo@127.0.0.1:{self.pg_port}/todo"
+        password = f":{self.certs.pg_password}" if self.certs else ""
+        return f"postgresql+pg8000://todo{password}@127.0.0.1:{self.pg_port}/todo"
+
+    @property
+    def database_sslmode(self) -> str:
+        return "verify-full" if self.certs else "disable"  # the plain stack's PostgreSQL has no TLS
+
+    def kafka_client(self) -> dict[str, Any]:
+        """A librdkafka (confluent_kafka) client's settings for this stack's Kafka."""
+        return {"bootstrap.servers": self.kafka_bootstrap, **(self.certs.kafka_client() if self.certs else {})}
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -91,7 +104,7 @@ class Stack:
 
     def _script(self, script: str, *args: str) -> None:
         env = {**os.environ, "TODO_STACK_DIR": str(self.stack_dir), "PGPORT": str(self.pg_port),
-               "KAFKA_PORT": str(self.kafka_port)}
+               "KAFKA_PORT": str(self.kafka_port), **(self.certs.script_env() if self.certs else {})}
         subprocess.run([str(SCRIPTS / script), *args], check=True, env=env)
 
     def start_engines(self) -> None:
@@ -131,6 +144,8 @@ class Stack:
             "SMTP_PORT": str(self.smtp_port),
             "DAPR_HOST_IP": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
+            "TODO_DATABASE_SSLMODE": self.database_sslmode,
+            **(self.certs.function_env() if self.certs else {}),
         })
         if ports is None and function in self.functions:
             ports = self.ports(function)
@@ -138,6 +153,11 @@ class Stack:
             env.update({"DAPR_HTTP_PORT": str(ports.dapr_http), "DAPR_GRPC_PORT": str(ports.dapr_grpc),
                         "PORT": str(ports.app)})
         return env
+
+    @cached_property
+    def dapr_resources(self) -> Path:
+        """What each daprd loads. Written once: daprd reloads itself when a file there changes."""
+        return self.certs.dapr_resources(self.kafka_bootstrap) if self.certs else ROOT / "dapr-components"
 
     def app_env(self, function: str, ports: Ports | None = None) -> dict[str, str]:
         """A function's own environment: no secrets in it; it reads them from its sidecar's store
@@ -158,11 +178,13 @@ class Stack:
             self._spawn(name, self.app_command(function, ports.app), self.app_env(function, ports))
             self._wait_http(f"http://127.0.0.1:{ports.app}/healthz", name, expect=(200,))
         if sidecar:
+            if self.certs:
+                env.update(self.certs.sidecar_env())
             self._spawn(f"{name}.daprd", [
                 str(CACHE / "bin" / "daprd"), "--app-id", function, "--app-port", str(ports.app),
                 "--app-protocol", "http", "--dapr-http-port", str(ports.dapr_http),
                 "--dapr-grpc-port", str(ports.dapr_grpc), "--dapr-internal-grpc-port", str(ports.dapr_internal),
-                "--metrics-port", str(ports.metrics), "--resources-path", str(ROOT / "dapr-components"),
+                "--metrics-port", str(ports.metrics), "--resources-path", str(self.dapr_resources),
                 "--log-as-json", "--log-level", "info", "--dapr-listen-addresses", "127.0.0.1",
                 "--dapr-graceful-shutdown-seconds", "5"], env)
             self._wait_http(f"http://127.0.0.1:{ports.dapr_http}/v1.0/healthz", f"{name}.daprd",
