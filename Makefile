@@ -18,10 +18,12 @@ venv: $(BIN)/.installed
 
 ## run: the embedded default on http://127.0.0.1:$(PORT) (SQLite, in-process events); Ctrl-C stops it
 ## run STACK=real: PostgreSQL, Kafka and a daprd per function, each function its own process
+## run STACK=real TLS=1: the same with every connection TLS (docs/deployment-tls.md)
 STACK ?= embedded
+TLS ?=
 run: venv
 ifeq ($(STACK),real)
-	exec $(BIN)/todo-dev stack --port $(PORT)
+	exec $(BIN)/todo-dev stack --port $(PORT) $(if $(filter 1,$(TLS)),--tls)
 else
 	$(BIN)/todo migrate
 	@echo "A token for user 'dev' (valid 12 h):"

@@ -72,7 +72,8 @@ def capture(stack: Stack) -> list[tuple[str, Any]]:
     def listen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         statements.append((statement, parameters))
 
-    runtime = Runtime(Settings(database_url=stack.database_url, jwt_secret=SECRET))
+    runtime = Runtime(Settings(database_url=stack.database_url, database_sslmode=stack.database_sslmode,
+                               jwt_secret=SECRET))
     event.listen(Engine, "before_cursor_execute", listen)
     try:
         query = ListQueryIn.model_validate(PARAMS).to_query(USER, datetime.now(UTC))

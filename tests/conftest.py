@@ -65,7 +65,9 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
         yield base_settings(tmp_path)
         return
     url = request.getfixturevalue("pg_database")
-    settings = base_settings(tmp_path, database_url=url)
+    # make test's PostgreSQL listens on loopback without TLS; tests/integration/test_database_tls.py
+    # starts one that takes TLS only.
+    settings = base_settings(tmp_path, database_url=url, database_sslmode="disable")
     yield settings
     engine = create_engine(url)
     with engine.begin() as conn:

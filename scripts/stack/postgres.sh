@@ -13,6 +13,13 @@
 # listen_addresses=127.0.0.1, trust auth, database `todo` owned by role `todo`.
 # Durability is off (fsync, synchronous_commit, full_page_writes): data is disposable.
 #
+# TLS only, as a managed PostgreSQL: PG_TLS_DIR names a folder with server.crt and server.key (and
+# ca.crt, to verify client certificates when a client sends one). The server then has ssl=on and
+# pg_hba.conf has hostssl lines only: a TCP connection without TLS is refused ("no encryption"); the
+# unix socket (this script's own admin connection) stays trusted. PG_PASSWORD gives role todo a
+# password, asked with scram-sha-256 over TCP (trust without it). A pg_hba.conf in PG_TLS_DIR replaces
+# those lines (e.g. to ask some databases for client certificates). Chosen at each start.
+#
 # Run as root, the server runs as the `postgres` system user. When that user cannot reach
 # $TODO_STACK_DIR (e.g. it is under /root, mode 700), the cluster goes to
 # /tmp/todo-pg-<uid>-<hash of the stack dir> instead and $TODO_STACK_DIR/pg becomes a symlink to it.
@@ -96,10 +103,35 @@ psql_admin() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U pos
 
 running_port() { sed -n '4p' "$DATA/postmaster.pid" 2>/dev/null; }
 
+# TLS: the certificate and key copied beside the data (the key must belong to the server's user, 0600),
+# and an hba file that lets TCP in over TLS only. Prints the server options.
+TLS="$BASE/tls"
+tls_options() {
+  local auth=trust ca=
+  [ -n "${PG_PASSWORD:-}" ] && auth=scram-sha-256
+  [ -f "$PG_TLS_DIR/server.crt" ] && [ -f "$PG_TLS_DIR/server.key" ] \
+    || die "PG_TLS_DIR=$PG_TLS_DIR must hold server.crt and server.key"
+  rm -rf "$TLS"; mkdir -p "$TLS"
+  cp "$PG_TLS_DIR/server.crt" "$PG_TLS_DIR/server.key" "$TLS/"
+  if [ -f "$PG_TLS_DIR/ca.crt" ]; then cp "$PG_TLS_DIR/ca.crt" "$TLS/"; ca=" -c ssl_ca_file=$TLS/ca.crt"; fi
+  if [ -f "$PG_TLS_DIR/pg_hba.conf" ]; then
+    cp "$PG_TLS_DIR/pg_hba.conf" "$TLS/pg_hba.conf"
+  else
+    printf '%s\n' "local all all trust" "hostssl all all 127.0.0.1/32 $auth" "hostssl all all ::1/128 $auth" \
+      > "$TLS/pg_hba.conf"
+  fi
+  chmod 600 "$TLS/server.key"
+  [ "$RUN_AS" = postgres ] && chown -R postgres: "$TLS"
+  echo "-c ssl=on -c ssl_cert_file=$TLS/server.crt -c ssl_key_file=$TLS/server.key -c hba_file=$TLS/pg_hba.conf$ca"
+}
+mode() { if [ -n "${PG_TLS_DIR:-}" ]; then echo tls; else echo plain; fi; }
+
 do_start() {
   if is_running; then
     local rp; rp=$(running_port)
     [ "$rp" = "$PORT" ] || die "already running on port $rp (PGPORT is $PORT): stop it first"
+    [ "$(cat "$BASE/mode" 2>/dev/null || echo plain)" = "$(mode)" ] \
+      || die "already running $(cat "$BASE/mode" 2>/dev/null || echo plain), not $(mode): stop it first"
     log "already running on port $PORT"
   else
     if [ ! -f "$DATA/PG_VERSION" ]; then
@@ -108,11 +140,14 @@ do_start() {
     fi
     if ready 2>/dev/null; then die "port $PORT already answers PostgreSQL (another server): set PGPORT"; fi
     as_pg mkdir -p "$SOCK"
-    log "starting on 127.0.0.1:$PORT (socket dir $SOCK, log $LOGF)"
+    local tls_opts=
+    [ "$(mode)" = tls ] && tls_opts=$(tls_options)
+    log "starting on 127.0.0.1:$PORT ($(mode); socket dir $SOCK, log $LOGF)"
     pgctl start -w -t 60 -l "$LOGF" -o "-c port=$PORT -c listen_addresses=127.0.0.1 \
       -c unix_socket_directories=$SOCK -c fsync=off -c synchronous_commit=off \
-      -c full_page_writes=off -c max_connections=200 -c log_min_messages=warning" >/dev/null \
+      -c full_page_writes=off -c max_connections=200 -c log_min_messages=warning $tls_opts" >/dev/null \
       || { tail -n 30 "$LOGF" >&2 || true; die "pg_ctl start failed"; }
+    mode > "$BASE/mode"
   fi
   local i
   for i in $(seq 1 60); do ready && break; sleep 0.5; done
@@ -124,6 +159,9 @@ do_start() {
   fi
   if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]; then
     psql_admin -c "CREATE DATABASE \"$DB\" OWNER \"$ROLE\""
+  fi
+  if [ -n "${PG_PASSWORD:-}" ]; then  # through psql's variable quoting: the password is never SQL text
+    psql_admin -v pw="$PG_PASSWORD" <<< "ALTER ROLE \"$ROLE\" PASSWORD :'pw';"
   fi
   log "ready: $(url)"
 }
@@ -156,5 +194,5 @@ case "$cmd" in
     rm -rf "$BASE"
     [ -L "$link" ] && rm -f "$link"
     log "removed $BASE" ;;
-  *) sed -n '2,19p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,26p' "$0" >&2; exit 2 ;;
 esac

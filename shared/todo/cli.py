@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"todo: configuration error: {exc}", file=sys.stderr)
         return 2
+    except ConnectionError as exc:  # e.g. todo.adapters.tls.TLSRefused: its message says what is wrong
+        print(f"todo: {exc}", file=sys.stderr)
+        return 1
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -18,7 +18,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "Settings", "get_settings", "variables"]
+__all__ = ["DATABASE_SSLMODES", "SMTP_TLS_MODES", "ConfigError", "Settings", "get_settings", "variables"]
+
+# libpq's sslmode names (todo.adapters.tls); "prefer" and "allow" are left out: they fall back to clear text.
+DATABASE_SSLMODES = ("disable", "require", "verify-ca", "verify-full")
+SMTP_TLS_MODES = ("starttls", "tls", "none")  # STARTTLS required, implicit TLS (port 465), or clear text
 
 
 class ConfigError(RuntimeError):
@@ -74,6 +78,21 @@ class Settings:
                                           "browser origins allowed on `/ws` (comma list of glob patterns)")
     log_level: str = setting("INFO", "TODO_LOG_LEVEL", "JSON logs on stderr at this level",
                              choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+    # PostgreSQL over TLS (todo.adapters.tls), libpq's names. verify-full unless chosen otherwise: disable
+    # only for a server reached over loopback or a private network.
+    database_sslmode: str = setting("verify-full", "TODO_DATABASE_SSLMODE", "TLS to PostgreSQL: `disable`, "
+                                    "`require`, `verify-ca` or `verify-full`", choices=DATABASE_SSLMODES)
+    database_sslrootcert: str | None = setting(None, "TODO_DATABASE_SSLROOTCERT", "PEM CA bundle for PostgreSQL; "
+                                               "unset: the system's trust store")
+    database_sslcert: str | None = setting(None, "TODO_DATABASE_SSLCERT", "PEM client certificate, for a server "
+                                           "that asks for one (with `TODO_DATABASE_SSLKEY`)")
+    database_sslkey: str | None = setting(None, "TODO_DATABASE_SSLKEY", "its unencrypted PEM key")
+    smtp_tls: str = setting("starttls", "TODO_SMTP_TLS", "embedded email: `starttls` (required), `tls` (implicit, "
+                            "port 465) or `none` (a mail catcher on loopback only)", choices=SMTP_TLS_MODES)
+    smtp_ca: str | None = setting(None, "TODO_SMTP_CA", "PEM CA bundle for the SMTP server; unset: the system's "
+                                  "trust store")
+    webhook_allow_http: bool = setting(False, "TODO_WEBHOOK_ALLOW_HTTP", "`1` lets webhooks use plain http "
+                                       "(development only, like `TODO_WEBHOOK_ALLOW_PRIVATE`)")
 
     @classmethod
     def from_env(cls, env: typing.Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +109,9 @@ class Settings:
                 "set either TODO_JWT_SECRET (HS256) or TODO_JWT_JWKS_URL (RS256/ES256), not both: "
                 "mixing symmetric and asymmetric keys lets a public key be used as an HMAC secret"
             )
+        if bool(settings.database_sslcert) != bool(settings.database_sslkey):
+            raise ConfigError("TODO_DATABASE_SSLCERT and TODO_DATABASE_SSLKEY go together (a client certificate "
+                              "and its key)")
         return settings
 
     def with_(self, **changes: object) -> Settings:

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +26,7 @@ from todo.routes import present
 from .launch import FromSources, Launch, Launcher
 from .ports import DEV, DEV_TRACING, StackPorts, TracingPorts
 from .ready import answers, wait_until_ready
+from .stack_tls import StackTLS
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts" / "stack"
@@ -67,6 +69,7 @@ class Stack:
     launcher: Launcher = field(default_factory=FromSources)
     # Webhooks to loopback, where a test's receiver listens (never in a cluster: SSRF).
     allow_private_webhooks: bool = False
+    tls: bool = False  # every connection TLS (todo_dev.stack_tls): make run STACK=real TLS=1
     children: dict[str, Child] = field(default_factory=dict)
 
     @classmethod
@@ -82,12 +85,22 @@ class Stack:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[str] = self.log_path.open("a", buffering=1)
         self._log_lock = threading.Lock()
+        self.certs: StackTLS | None = StackTLS.make(self.stack_dir / "certs") if self.tls else None
 
     # -- engines ------------------------------------------------------------------------------------
 
     @property
     def database_url(self) -> str:
-        return f"postgresql+pg8000://todo@127.0.0.1:{self.pg_port}/todo"
+        password = f":{self.certs.pg_password}" if self.certs else ""
+        return f"postgresql+pg8000://todo{password}@127.0.0.1:{self.pg_port}/todo"
+
+    @property
+    def database_sslmode(self) -> str:
+        return "verify-full" if self.certs else "disable"  # the plain stack's PostgreSQL has no TLS
+
+    def kafka_client(self) -> dict[str, Any]:
+        """A librdkafka (confluent_kafka) client's settings for this stack's Kafka."""
+        return {"bootstrap.servers": self.kafka_bootstrap, **(self.certs.kafka_client() if self.certs else {})}
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -102,7 +115,8 @@ class Stack:
         env = {**os.environ, "TODO_STACK_DIR": str(self.stack_dir), "PGPORT": str(self.pg_port),
                "KAFKA_PORT": str(self.kafka_port), "JAEGER_OTLP_GRPC_PORT": str(self.tracing.otlp_grpc),
                "JAEGER_OTLP_HTTP_PORT": str(self.tracing.otlp_http), "JAEGER_QUERY_PORT": str(self.tracing.query),
-               "JAEGER_QUERY_GRPC_PORT": str(self.tracing.query_grpc)}
+               "JAEGER_QUERY_GRPC_PORT": str(self.tracing.query_grpc),
+               **(self.certs.script_env() if self.certs else {})}
         subprocess.run([str(SCRIPTS / script), *args], check=True, env=env)
 
     def start_engines(self) -> None:
@@ -152,6 +166,8 @@ class Stack:
             "SMTP_PORT": str(self.smtp_port),
             "DAPR_HOST_IP": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
+            "TODO_DATABASE_SSLMODE": self.database_sslmode,
+            **(self.certs.function_env() if self.certs else {}),
         }
         if self.allow_private_webhooks:
             env["TODO_WEBHOOK_ALLOW_PRIVATE"] = "1"
@@ -161,6 +177,11 @@ class Stack:
             env.update({"DAPR_HTTP_PORT": str(ports.dapr_http), "DAPR_GRPC_PORT": str(ports.dapr_grpc),
                         "PORT": str(ports.app)})
         return env
+
+    @cached_property
+    def dapr_resources(self) -> Path:
+        """What each daprd loads. Written once: daprd reloads itself when a file there changes."""
+        return self.certs.dapr_resources(self.kafka_bootstrap) if self.certs else ROOT / "dapr-components"
 
     def app_env(self, function: str, ports: Ports | None = None) -> dict[str, str]:
         """A function's own variables: no secrets among them; it reads them from its sidecar's store
@@ -181,11 +202,13 @@ class Stack:
             self._launch(name, self.launcher.function(function, ports.app, self.app_env(function, ports)))
             self._wait_http(f"http://127.0.0.1:{ports.app}/healthz", name, expect=(200,))
         if sidecar:
+            if self.certs:
+                env.update(self.certs.sidecar_env())
             self._spawn(f"{name}.daprd", [
                 str(CACHE / "bin" / "daprd"), "--app-id", function, "--app-port", str(ports.app),
                 "--app-protocol", "http", "--dapr-http-port", str(ports.dapr_http),
                 "--dapr-grpc-port", str(ports.dapr_grpc), "--dapr-internal-grpc-port", str(ports.dapr_internal),
-                "--metrics-port", str(ports.metrics), "--resources-path", str(ROOT / "dapr-components"),
+                "--metrics-port", str(ports.metrics), "--resources-path", str(self.dapr_resources),
                 "--log-as-json", "--log-level", "info", "--dapr-listen-addresses", "127.0.0.1",
                 "--dapr-graceful-shutdown-seconds", "5", "--config", str(SCRIPTS / "dapr-config.yaml")],
                 {**env, "TODO_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{self.tracing.otlp_grpc}"})

@@ -418,12 +418,13 @@ def dapr_problems(manifests: Manifests, project: deploy.Project, profile: str | 
 
 
 def _secret_refs(manifests: Manifests) -> Iterator[tuple[str, str, str]]:
-    """(where, secret, key) of every Kubernetes Secret the deployment reads."""
+    """(where, secret, key) of every Kubernetes Secret key the deployment needs (optional ones left out:
+    a pod starts without them, e.g. the TLS settings of a database that the minikube profile runs plain)."""
     for path, doc in manifests.docs():
         if doc.get("kind") in ("Service", "Job", "StatefulSet"):
             for env in container(doc).get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
-                if ref:
+                if ref and not ref.get("optional"):
                     yield f"{path}: {_name(doc)} env {env['name']}", ref["name"], ref["key"]
         if doc.get("kind") == "Service" and doc.get("apiVersion") == KNATIVE_SERVICE:
             for var, ref in _pairs(annotations(doc).get("dapr.io/env-from-secret", "")).items():
@@ -466,6 +467,31 @@ def migration_problems(manifests: Manifests) -> list[str]:
     for name, service in manifests.services().items():
         if "migrate" in container(service).get("command", []) + container(service).get("args", []):
             problems.append(f"{name}: migrates on start; the migration Job does that")
+    return problems
+
+
+def database_tls_problems(manifests: Manifests) -> list[str]:
+    """Whatever reaches PostgreSQL (every function, the migration Job) has its TLS settings from todo-secrets
+    and the CA/client-certificate files of todo-database-tls at the place those settings name."""
+    problems = []
+    for path, doc in manifests.docs():
+        if doc.get("kind") not in ("Service", "Job"):
+            continue
+        box = container(doc)
+        env = {e["name"]: e for e in box.get("env", [])}
+        if "TODO_DATABASE_URL" not in env:
+            continue
+        where = f"{path}: {_name(doc)}"
+        for name in deploy.DATABASE_TLS_SETTINGS:
+            ref = env.get(name, {}).get("valueFrom", {}).get("secretKeyRef", {})
+            if (ref.get("name"), ref.get("key")) != (deploy.APP_SECRET, name):
+                problems.append(f"{where}: {name} is not read from {deploy.APP_SECRET}")
+        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        mounted = [m for m in box.get("volumeMounts", []) if m.get("mountPath") == deploy.DATABASE_TLS_DIR]
+        secret = volumes.get(mounted[0]["name"], {}).get("secret", {}) if mounted else {}
+        if secret.get("secretName") != deploy.DATABASE_TLS_SECRET:
+            problems.append(f"{where}: {deploy.DATABASE_TLS_SECRET} is not mounted at {deploy.DATABASE_TLS_DIR}")
     return problems
 
 

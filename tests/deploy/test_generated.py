@@ -119,7 +119,9 @@ def test_managed_kafka_sources_and_sinks_use_sasl_over_tls(tmp_path: Path) -> No
     for _, source in manifests.docs("KafkaSource"):
         spec = source["spec"]
         assert spec["bootstrapServers"] == ["b-1.example.com:9096", "b-2.example.com:9096"]
-        assert spec["net"]["tls"] == {"enable": True}
+        # TLS verified against the brokers' CA, from the same Secret as the SCRAM credentials.
+        assert spec["net"]["tls"] == {"enable": True, "caCert": {"secretKeyRef": {"name": "todo-kafka",
+                                                                                  "key": "ca.crt"}}}
         assert spec["net"]["sasl"]["enable"] is True
         assert {spec["net"]["sasl"][k]["secretKeyRef"]["key"] for k in ("user", "password", "type")} == {
             "user", "password", "sasl.mechanism"}

@@ -19,6 +19,7 @@ from .checks import (
     annotations,
     container,
     dapr_problems,
+    database_tls_problems,
     event_problems,
     function_problems,
     migration_problems,
@@ -173,9 +174,33 @@ def test_a_secret_key_nobody_provides_is_reported(broken: Manifests) -> None:
     assert _has(secret_problems(broken), "reads todo-secrets/jwt, which knative/in-cluster/secrets.yaml")
 
 
+def test_an_optional_secret_key_may_be_missing_but_not_once_it_is_required(broken: Manifests) -> None:
+    env = container(broken.services()["create-task"])["env"]
+    ref = next(e for e in env if e["name"] == "TODO_DATABASE_SSLROOTCERT")["valueFrom"]["secretKeyRef"]
+    assert ref["optional"] is True and secret_problems(broken) == []
+    ref["optional"] = False
+    assert _has(secret_problems(broken), "reads todo-secrets/TODO_DATABASE_SSLROOTCERT, which knative/in-cluster")
+
+
 def test_an_env_var_the_settings_do_not_read_is_reported(broken: Manifests) -> None:
     container(broken.services()["create-task"])["env"].append({"name": "TODO_EVENT", "value": "dapr"})
     assert _has(secret_problems(broken), "sets TODO_EVENT, which todo.settings does not read")
+
+
+def test_every_function_and_the_migration_get_the_same_database_tls(manifests: Manifests) -> None:
+    assert database_tls_problems(manifests) == []
+    readers = [d for _, d in manifests.docs() if d.get("kind") in ("Service", "Job")
+               and any(e["name"] == "TODO_DATABASE_URL" for e in container(d).get("env", []))]
+    assert {d["kind"] for d in readers} == {"Service", "Job"} and len(readers) == len(deploy.Project().functions()) + 1
+
+
+def test_a_workload_without_the_database_tls_settings_or_files_is_reported(broken: Manifests) -> None:
+    job = broken.get("Job", "todo-migrate")
+    container(job)["env"] = [e for e in container(job)["env"] if e["name"] != "TODO_DATABASE_SSLMODE"]
+    container(broken.services()["audit-sink"])["volumeMounts"] = []
+    problems = database_tls_problems(broken)
+    assert _has(problems, "Job/todo-migrate: TODO_DATABASE_SSLMODE is not read from todo-secrets")
+    assert _has(problems, "Service/audit-sink: todo-database-tls is not mounted at /etc/todo/database-tls")
 
 
 def test_a_job_migrates_and_no_function_does(manifests: Manifests) -> None:

@@ -108,6 +108,7 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings, *argv: str) -> 
         monkeypatch.delenv("TODO_DATABASE_URL", raising=False)
     else:
         monkeypatch.setenv("TODO_DATABASE_URL", settings.database_url)
+        monkeypatch.setenv("TODO_DATABASE_SSLMODE", settings.database_sslmode)
     get_settings.cache_clear()  # read once per process: this "process" has just been given its environment
     try:
         return cli.main(list(argv))

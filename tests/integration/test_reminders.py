@@ -177,6 +177,11 @@ def receiver(httpserver: HTTPServer) -> tuple[list[tuple[dict[str, str], bytes]]
     return received, statuses, str(httpserver.url_for("/hook"))
 
 
+# The SMTP server and the receiver here speak clear text on loopback, which the channels refuse unless
+# told (test_channel_tls.py has them over TLS).
+CLEAR_TEXT: dict[str, Any] = {"smtp_tls": "none", "webhook_allow_http": True, "webhook_allow_private": True}
+
+
 # The channel tests below drive the service without the gateway: its ticker and relay would deliver
 # the same triggered events in the background and make the counts race.
 def choose(runtime: Runtime, **chosen: Any) -> None:
@@ -203,7 +208,7 @@ def test_every_channel_delivers_once_even_when_the_event_comes_back(
     secret = new_webhook_secret()
     choose(runtime, email="alice@example.com", webhooks=[{"url": url, "secret": secret}])
     reminder = triggered_one(runtime)
-    chosen = channels(runtime, smtp_host="127.0.0.1", smtp_port=port, webhook_allow_private=True)
+    chosen = channels(runtime, smtp_host="127.0.0.1", smtp_port=port, **CLEAR_TEXT)
     for _ in range(2):  # the triggered event delivered twice
         outcome = service.notify(runtime.uow(), chosen, reminder, datetime.now(UTC))
         assert set(outcome.values()) == {True}
@@ -226,7 +231,7 @@ def test_a_failing_channel_is_retried_with_backoff_and_blocks_no_other(
     choose(runtime, in_app=False, email="a@example.com", webhooks=[{"url": url}])
     reminder = triggered_one(runtime)
     waits: list[float] = []
-    chosen = Channels(runtime.settings.with_(smtp_host="127.0.0.1", smtp_port=port, webhook_allow_private=True),
+    chosen = Channels(runtime.settings.with_(smtp_host="127.0.0.1", smtp_port=port, **CLEAR_TEXT),
                       runtime.engine, sleep=waits.append)
     outcome = service.notify(runtime.uow(), chosen, reminder, datetime.now(UTC))
     assert outcome == {"email:a@example.com": True, f"webhook:{url}": False}
@@ -242,14 +247,16 @@ def test_webhooks_to_loopback_or_private_addresses_are_refused_unless_allowed(
     received, _, url = receiver
     choose(runtime, in_app=False, webhooks=[{"url": url}])
     reminder = triggered_one(runtime)
-    outcome = service.notify(runtime.uow(), channels(runtime), reminder, datetime.now(UTC))
+    outcome = service.notify(runtime.uow(), channels(runtime, webhook_allow_http=True), reminder, datetime.now(UTC))
     assert outcome == {f"webhook:{url}": False} and received == []
+    assert "non-public address" in rows(runtime.engine, notification_attempts)[0].detail
 
 
 def test_the_embedded_server_reminds_on_time_by_itself(alice: Api, runtime: Runtime, smtp: tuple[Inbox, int],
                                                        engine: Engine) -> None:
     inbox, port = smtp
-    runtime.__dict__["channels"] = Channels(runtime.settings.with_(smtp_host="127.0.0.1", smtp_port=port),
+    runtime.__dict__["channels"] = Channels(runtime.settings.with_(smtp_host="127.0.0.1", smtp_port=port,
+                                                                   smtp_tls="none"),
                                             runtime.engine, on_queued=runtime.relay.kick)
     alice.put("/me/notifications", json={"email": "alice@example.com"})
     at = datetime.now(UTC) + timedelta(seconds=1.5)

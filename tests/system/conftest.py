@@ -1,5 +1,8 @@
 """The real stack, started once for the session: PostgreSQL, Kafka 4, and per function its process as
-the image runs it (todo_dev.launch.AsShipped) with its own daprd. Nothing here is faked."""
+the image runs it (todo_dev.launch.AsShipped) with its own daprd. Nothing here is faked.
+
+test_tls.py asks for the stack with every connection TLS (``stack`` parametrised "tls"): pytest then
+stops the plain stack and starts that one on the same ports, after the plain stack's tests."""
 
 from __future__ import annotations
 
@@ -23,11 +26,12 @@ SECRET = "system-secret-" + "s" * 40
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tls = getattr(request, "param", "plain") == "tls"
     # Every process as the images ship it: built from the Dockerfile, started with its command line.
-    folder = tmp_path_factory.mktemp("stack")
+    folder = tmp_path_factory.mktemp("stack-tls" if tls else "stack")
     stack = Stack.on(ports.system(), folder, SECRET, launcher=AsShipped(folder / "images"),
-                     allow_private_webhooks=True)
+                     allow_private_webhooks=True, tls=tls)
     try:
         stack.up()
         yield stack
@@ -54,7 +58,7 @@ def user() -> str:
 
 def read_topic(stack: Stack, topic: str, until: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:
     """Every record of ``topic`` from the beginning, until ``until(records)`` holds (or time runs out)."""
-    consumer = Consumer({"bootstrap.servers": stack.kafka_bootstrap, "group.id": f"probe-{uuid.uuid4().hex}",
+    consumer = Consumer({**stack.kafka_client(), "group.id": f"probe-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topic])
     records: list[Any] = []
@@ -80,7 +84,7 @@ def cloud_events(records: list[Any]) -> list[dict[str, Any]]:
 
 
 def produce(stack: Stack, topic: str, value: bytes, key: str, headers: dict[str, str] | None = None) -> None:
-    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap})
+    producer = Producer(stack.kafka_client())
     producer.produce(topic, value=value, key=key, headers=list((headers or {}).items()))
     assert producer.flush(10) == 0
 

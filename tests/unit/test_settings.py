@@ -26,7 +26,8 @@ def test_embedded_default_keeps_one_generated_secret_across_restarts(tmp_path: P
     assert (tmp_path / "jwt-secret").stat().st_mode & 0o077 == 0
 
 
-@pytest.mark.parametrize(("name", "value"), [("TODO_EVENTS", "kafka"), ("TODO_MAX_BODY_BYTES", "lots")])
+@pytest.mark.parametrize(("name", "value"), [("TODO_EVENTS", "kafka"), ("TODO_MAX_BODY_BYTES", "lots"),
+                                             ("TODO_DATABASE_SSLMODE", "prefer"), ("TODO_SMTP_TLS", "maybe")])
 def test_bad_values_are_named(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
@@ -50,3 +51,24 @@ def test_every_setting_is_read_from_its_own_variable() -> None:
 def test_booleans_and_choices_are_checked(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_transport_security_is_on_unless_chosen_off() -> None:
+    settings = Settings.from_env({})
+    assert (settings.database_sslmode, settings.smtp_tls, settings.webhook_allow_http) == ("verify-full", "starttls",
+                                                                                           False)
+
+
+def test_tls_files_and_modes_are_read_from_the_environment() -> None:
+    settings = Settings.from_env({"TODO_DATABASE_SSLMODE": "verify-ca", "TODO_DATABASE_SSLROOTCERT": "/tls/ca.crt",
+                                  "TODO_DATABASE_SSLCERT": "/tls/tls.crt", "TODO_DATABASE_SSLKEY": "/tls/tls.key",
+                                  "TODO_SMTP_TLS": "tls", "TODO_SMTP_CA": "/tls/smtp-ca.crt",
+                                  "TODO_WEBHOOK_ALLOW_HTTP": "1"})
+    assert (settings.database_sslmode, settings.database_sslrootcert, settings.database_sslcert,
+            settings.database_sslkey) == ("verify-ca", "/tls/ca.crt", "/tls/tls.crt", "/tls/tls.key")
+    assert (settings.smtp_tls, settings.smtp_ca, settings.webhook_allow_http) == ("tls", "/tls/smtp-ca.crt", True)
+
+
+def test_a_client_certificate_without_its_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match="TODO_DATABASE_SSLKEY"):
+        Settings.from_env({"TODO_DATABASE_SSLCERT": "/tls/tls.crt"})

@@ -10,6 +10,7 @@ import json
 import secrets
 import smtplib
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -29,8 +30,10 @@ from ..service.reminders import Attempt, Triggered
 from ..settings import Settings
 from .change_feed import SqlChangeFeed
 from .outbox import OutboxStore
+from .tls import certificate_refused, client_context, explain, trust
 
 WEBHOOK_RETRIES = (0.0, 0.5, 2.0)  # waits before each attempt: finite, with backoff
+WEBHOOK_TRUST = "certifi's CA bundle (SSL_CERT_FILE replaces it)"  # what httpx's verify=True trusts
 
 
 def new_webhook_secret() -> str:
@@ -45,13 +48,16 @@ def sign_webhook(secret: str, message_id: str, timestamp: int, body: bytes) -> s
 
 
 class UnsafeTarget(ValueError):
-    """The webhook would reach this machine or a private network."""
+    """The webhook would reach this machine or a private network, or travel in clear text."""
 
 
-def check_target(url: str, allow_private: bool) -> None:
+def check_target(url: str, allow_private: bool, allow_http: bool = False) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UnsafeTarget("webhooks must be http(s) URLs with a host")
+    if parts.scheme == "http" and not allow_http:
+        raise UnsafeTarget("webhooks must be https URLs: plain http is for development only "
+                           "(TODO_WEBHOOK_ALLOW_HTTP=1)")
     if allow_private:
         return
     try:
@@ -77,6 +83,7 @@ class Channels:
         self.on_queued = on_queued  # wakes the outbox relay
         self.sleep = sleep
         self.dapr_client = dapr_client
+        self._smtp_context: ssl.SSLContext | None = None
 
     def send(self, channel: str, settings: NotificationSettings, reminder: Triggered) -> list[Attempt]:
         kind, _, target = channel.partition(":")
@@ -121,18 +128,38 @@ class Channels:
                 mail = EmailMessage()
                 mail["From"], mail["To"], mail["Subject"] = self.settings.mail_from, to, subject
                 mail.set_content(body)
-                with smtplib.SMTP(self.settings.smtp_host, self.settings.smtp_port, timeout=10) as smtp:
-                    smtp.send_message(mail)
+                self._smtp_send(mail)
+        except smtplib.SMTPNotSupportedError as exc:  # STARTTLS not offered: the mail is not sent in clear
+            return Attempt(False, f"SMTP server {self.settings.smtp_host}:{self.settings.smtp_port}: {exc} "
+                                  "(TODO_SMTP_TLS=starttls requires it)")
         except Exception as exc:
-            return Attempt(False, repr(exc))
+            peer = f"SMTP server {self.settings.smtp_host}:{self.settings.smtp_port}"
+            return Attempt(False, explain(exc, peer, trust(self.settings.smtp_ca)) or repr(exc))
         return Attempt(True)
+
+    def _smtp_send(self, mail: EmailMessage) -> None:
+        """STARTTLS (required, never skipped), implicit TLS, or clear text where chosen; the server's
+        certificate is verified, host name included, in both TLS modes."""
+        host, port, mode = self.settings.smtp_host or "", self.settings.smtp_port, self.settings.smtp_tls
+        if mode != "none" and self._smtp_context is None:
+            self._smtp_context = client_context(self.settings.smtp_ca, setting="TODO_SMTP_CA")
+        if mode == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=10, context=self._smtp_context)
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=10)
+        with smtp:
+            if mode == "starttls":
+                smtp.starttls(context=self._smtp_context)
+            smtp.send_message(mail)
 
     def _webhook(self, webhook: Webhook, reminder: Triggered) -> list[Attempt]:
         try:
-            check_target(webhook.url, self.settings.webhook_allow_private)
+            check_target(webhook.url, self.settings.webhook_allow_private, self.settings.webhook_allow_http)
         except UnsafeTarget as exc:
             return [Attempt(False, str(exc))]
         body = json.dumps(message(reminder), separators=(",", ":")).encode()
+        parts = urlsplit(webhook.url)
+        receiver = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"  # no userinfo
         message_id = f"msg_{uuid.uuid5(uuid.NAMESPACE_URL, f'{reminder.reminder_id}:{webhook.url}').hex}"
         attempts: list[Attempt] = []
         for wait in WEBHOOK_RETRIES:
@@ -142,10 +169,15 @@ class Channels:
                        "webhook-timestamp": str(timestamp),
                        "webhook-signature": sign_webhook(webhook.secret, message_id, timestamp, body)}
             try:
-                response = httpx.post(webhook.url, content=body, headers=headers,
+                # verify=True: the receiver's certificate and host name are checked (certifi's CAs, or
+                # SSL_CERT_FILE's); a refusal is final, like a 4xx: retrying will not make it trusted.
+                response = httpx.post(webhook.url, content=body, headers=headers, verify=True,
                                       timeout=self.settings.webhook_timeout_seconds, follow_redirects=False)
             except httpx.HTTPError as exc:
-                attempts.append(Attempt(False, repr(exc)))
+                why = explain(exc, f"webhook receiver {receiver}", WEBHOOK_TRUST)
+                attempts.append(Attempt(False, why or repr(exc)))
+                if certificate_refused(exc):
+                    return attempts
                 continue
             if 200 <= response.status_code < 300:
                 attempts.append(Attempt(True, f"HTTP {response.status_code}"))

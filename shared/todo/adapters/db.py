@@ -26,7 +26,10 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
     if engine.dialect.driver == "pg8000":
+        from .tls import use_database_tls
+
         _fast_timestamps(engine)
+        use_database_tls(engine, settings)  # TODO_DATABASE_SSLMODE and its files; verify-full by default
     return engine
 
 

@@ -36,6 +36,9 @@ from .model import (
     APP_PORT,
     APP_SECRET,
     DAPR_METRICS_PORT,
+    DATABASE_TLS_DIR,
+    DATABASE_TLS_SECRET,
+    DATABASE_TLS_SETTINGS,
     GATEWAY,
     KAFKA_SECRET,
     LIBRARY_IMAGE,
@@ -57,7 +60,8 @@ from .schedules import cluster_schedule, cron_binding, ping_sources, tick_window
 from .skaffold import MANAGED_KAFKA_DIR, MANAGED_PUBSUB, skaffold_config
 
 __all__ = [
-    "ALWAYS_ON", "APP_PORT", "APP_SECRET", "DAPR_METRICS_PORT", "GATEWAY", "KAFKA_SECRET",
+    "ALWAYS_ON", "APP_PORT", "APP_SECRET", "DAPR_METRICS_PORT", "DATABASE_TLS_DIR",
+    "DATABASE_TLS_SECRET", "DATABASE_TLS_SETTINGS", "GATEWAY", "KAFKA_SECRET",
     "LIBRARY_IMAGE", "MANAGED_KAFKA_DIR", "MANAGED_PUBSUB", "MIN_SCALE_REASON", "NAMESPACE", "PRODUCERS",
     "QUEUE_PROXY_PORTS", "ROOT", "WEBSOCKET_FUNCTIONS", "Doc", "Function", "GeneratorError", "Kafka", "Project",
     "cluster_replacement", "cluster_schedule", "cron_binding", "dapr_annotations", "dead_letter_sink", "dump",

@@ -56,7 +56,7 @@ def _kafka_net(secret: str) -> Doc:
 
     return {"sasl": {"enable": True, "user": ref("user"), "password": ref("password"),
                      "type": ref("sasl.mechanism")},
-            "tls": {"enable": True}}
+            "tls": {"enable": True, "caCert": ref("ca.crt")}}
 
 
 def dead_letter_sink(topic: str, kafka: Kafka) -> Doc:
@@ -123,7 +123,8 @@ def managed_pubsub(project: Project) -> Doc:
     metadata = [replaced.get(m["name"], m) for m in local["spec"]["metadata"]]
     metadata += [m for name, m in replaced.items() if name not in {m["name"] for m in metadata}]
     metadata += [secret("saslUsername", "user"), secret("saslPassword", "password"),
-                 {"name": "saslMechanism", "value": "SHA-512"}]
+                 {"name": "saslMechanism", "value": "SHA-512"},
+                 secret("caCert", "ca.crt")]  # the brokers' CA, as the KafkaSources have it
     doc: Doc = {
         "apiVersion": local["apiVersion"], "kind": "Component",
         "metadata": {"name": local["metadata"]["name"], "namespace": NAMESPACE},
@@ -143,6 +144,8 @@ from the Secret todo-kafka through Dapr's built-in Kubernetes secret store:
   kubectl -n todo create secret generic todo-kafka \\
     --from-literal=brokers=b-1.example.com:9096,b-2.example.com:9096 \\
     --from-literal=protocol=SASL_SSL --from-literal=sasl.mechanism=SCRAM-SHA-512 \\
-    --from-literal=user=todo --from-literal=password='…'
-(protocol, sasl.mechanism, user and password are the keys the KafkaSinks and KafkaSources read too.)
+    --from-literal=user=todo --from-literal=password='…' --from-file=ca.crt=brokers-ca.pem
+(protocol, sasl.mechanism, user, password and ca.crt are the keys the KafkaSinks and KafkaSources read
+too; ca.crt is the CA that signed the brokers' certificates, the provider's public root CA if it uses one.
+docs/deployment-tls.md has the whole list.)
 saslMechanism: SHA-512 here; SHA-256, or PLAINTEXT for SASL/PLAIN (Event Hubs, Confluent Cloud)."""

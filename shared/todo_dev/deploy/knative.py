@@ -12,6 +12,9 @@ from .model import (
     APP_SECRET,
     DAPR_CONFIGURATION,
     DAPR_METRICS_PORT,
+    DATABASE_TLS_DIR,
+    DATABASE_TLS_SECRET,
+    DATABASE_TLS_SETTINGS,
     GATEWAY,
     GATEWAY_SIZING,
     LIBRARY_IMAGE,
@@ -33,8 +36,19 @@ def labels(name: str, component: str) -> dict[str, str]:
             "app.kubernetes.io/part-of": PART_OF}
 
 
-def secret_env(name: str, secret: str, key: str) -> Doc:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+def secret_env(name: str, secret: str, key: str, optional: bool = False) -> Doc:
+    ref: Doc = {"name": secret, "key": key, **({"optional": True} if optional else {})}
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
+def database_env() -> list[Doc]:
+    """What reaches PostgreSQL: the URL, and its TLS settings where todo-secrets has them."""
+    return [secret_env("TODO_DATABASE_URL", APP_SECRET, "TODO_DATABASE_URL"),
+            *(secret_env(name, APP_SECRET, name, optional=True) for name in DATABASE_TLS_SETTINGS)]
+
+
+DATABASE_TLS_VOLUME: Doc = {"name": "database-tls", "secret": {"secretName": DATABASE_TLS_SECRET, "optional": True}}
+DATABASE_TLS_MOUNT: Doc = {"name": "database-tls", "mountPath": DATABASE_TLS_DIR, "readOnly": True}
 
 
 SECURITY_CONTEXT: Doc = {
@@ -46,7 +60,7 @@ SECURITY_CONTEXT: Doc = {
 
 
 def _knative_service(name: str, component: str, *, public: bool, sizing: Sizing, container: Doc,
-                     annotations: dict[str, str]) -> Doc:
+                     annotations: dict[str, str], volumes: list[Doc] | None = None) -> Doc:
     own = labels(name, component)
     meta_labels = dict(own) if public else {**own, "networking.knative.dev/visibility": "cluster-local"}
     min_scale = "1" if name in ALWAYS_ON else "0"
@@ -74,6 +88,7 @@ def _knative_service(name: str, component: str, *, public: bool, sizing: Sizing,
                     "resources": {"requests": dict(sizing.requests), "limits": dict(sizing.limits)},
                     "securityContext": SECURITY_CONTEXT,
                 }],
+                **({"volumes": volumes} if volumes else {}),
             },
         }},
     }
@@ -101,7 +116,7 @@ def dapr_annotations(app_id: str, env_from_secret: dict[str, str] | None = None)
 
 def function_service(fn: Function, sidecar: bool, sidecar_env: dict[str, str] | None = None,
                      windows: dict[str, int] | None = None) -> Doc:
-    env = [secret_env("TODO_DATABASE_URL", APP_SECRET, "TODO_DATABASE_URL")]
+    env = database_env()
     if fn.routes or fn.websocket:  # only what checks tokens gets the key
         env.append(secret_env("TODO_JWT_SECRET", APP_SECRET, "TODO_JWT_SECRET"))
     env += [{"name": "TODO_EVENTS", "value": "dapr"}, {"name": "TODO_LOG_LEVEL", "value": "INFO"}]
@@ -109,12 +124,13 @@ def function_service(fn: Function, sidecar: bool, sidecar_env: dict[str, str] | 
     # A tick that works through its window is one request that long: give it time to finish.
     longest = max((windows or {}).values(), default=0)
     sizing = replace(fn.sizing, timeout_seconds=max(fn.sizing.timeout_seconds, longest + 30))
-    container: Doc = {"name": "function", "image": fn.image, "env": env}
+    container: Doc = {"name": "function", "image": fn.image, "env": env, "volumeMounts": [DATABASE_TLS_MOUNT]}
     if fn.websocket:  # functions-framework's server routes HTTP only: the module's ASGI app, WebSocket included
         container["command"] = ["python", "-m", "uvicorn", "main:app", "--app-dir", f"/app/functions/{fn.name}",
                                 "--host", "0.0.0.0", "--port", str(APP_PORT), "--no-access-log"]  # noqa: S104
     return _knative_service(fn.name, fn.kind, public=fn.public, sizing=sizing, container=container,
-                            annotations=dapr_annotations(fn.name, sidecar_env) if sidecar else {})
+                            annotations=dapr_annotations(fn.name, sidecar_env) if sidecar else {},
+                            volumes=[DATABASE_TLS_VOLUME])
 
 
 def gateway_upstreams(project: Project) -> dict[str, str]:
@@ -138,7 +154,7 @@ def ksvc_ref(name: str) -> Doc:
 
 
 
-def job(name: str, component: str, container: Doc, backoff: int) -> Doc:
+def job(name: str, component: str, container: Doc, backoff: int, volumes: list[Doc] | None = None) -> Doc:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -156,6 +172,7 @@ def job(name: str, component: str, container: Doc, backoff: int) -> Doc:
                                       "limits": {"cpu": "500m", "memory": "512Mi"}},
                         "securityContext": SECURITY_CONTEXT,
                     }],
+                    **({"volumes": volumes} if volumes else {}),
                 },
             },
         },
@@ -167,6 +184,6 @@ def migration_job() -> Doc:
     # Job first) and retries while PostgreSQL is still starting.
     return job(MIGRATION_JOB, "migration", {
         "name": "migrate", "image": LIBRARY_IMAGE, "command": ["python", "-m", "todo.cli", "migrate"],
-        "env": [secret_env("TODO_DATABASE_URL", APP_SECRET, "TODO_DATABASE_URL"),
-                {"name": "TODO_LOG_LEVEL", "value": "INFO"}],
-    }, backoff=10)
+        "env": [*database_env(), {"name": "TODO_LOG_LEVEL", "value": "INFO"}],
+        "volumeMounts": [DATABASE_TLS_MOUNT],  # the same TLS settings and files as every function
+    }, backoff=10, volumes=[DATABASE_TLS_VOLUME])

@@ -25,9 +25,18 @@ QUEUE_PROXY_PORTS = frozenset({8012, 8013, 8022, 9090, 9091})  # Knative's queue
 DAPR_CONFIGURATION = "todo"  # knative/dapr-configuration.yaml
 
 # Secrets by name (their values are never here). todo-secrets: a key per variable, TODO_DATABASE_URL and
-# TODO_JWT_SECRET. todo-kafka: brokers; on a managed Kafka also protocol, sasl.mechanism, user, password.
+# TODO_JWT_SECRET (and the optional DATABASE_TLS_SETTINGS). todo-kafka: brokers; on a managed Kafka also
+# protocol, sasl.mechanism, user, password and ca.crt (the CA of the brokers' certificates).
 APP_SECRET = "todo-secrets"  # noqa: S105
 KAFKA_SECRET = "todo-kafka"  # noqa: S105
+# PostgreSQL's TLS settings (todo.settings), each an optional key of todo-secrets: left out, the functions and
+# the migration use verify-full against the system's trust store. The files they name come from the optional
+# Secret todo-database-tls (e.g. ca.crt, and tls.crt with tls.key for a client certificate), mounted
+# read-only at DATABASE_TLS_DIR: TODO_DATABASE_SSLROOTCERT=/etc/todo/database-tls/ca.crt names its CA.
+DATABASE_TLS_SETTINGS = ("TODO_DATABASE_SSLMODE", "TODO_DATABASE_SSLROOTCERT", "TODO_DATABASE_SSLCERT",
+                         "TODO_DATABASE_SSLKEY")
+DATABASE_TLS_SECRET = "todo-database-tls"  # noqa: S105
+DATABASE_TLS_DIR = "/etc/todo/database-tls"
 # Where daprd's environment gets each variable that a component reads from the env secret store
 # (dapr.io/env-from-secret); any other variable comes from todo-secrets, under its own name.
 SIDECAR_SECRETS: dict[str, tuple[str, str]] = {"KAFKA_BROKERS": (KAFKA_SECRET, "brokers")}
@@ -69,7 +78,8 @@ class Kafka:
     """Where the KafkaSources and KafkaSinks connect."""
 
     bootstrap: tuple[str, ...]
-    auth_secret: str | None = None  # a Secret in KafkaSink's format: protocol, sasl.mechanism, user, password
+    # A Secret in KafkaSink's format: protocol, sasl.mechanism, user, password, ca.crt
+    auth_secret: str | None = None
 
 
 IN_CLUSTER_KAFKA = Kafka(("kafka.todo.svc.cluster.local:9092",))
