@@ -1,7 +1,7 @@
 """P1 cold start: process exec → first successful real request (the database reached), per function,
 against a hello-world functions-framework function, alternating runs.
 
-Each function is spawned exactly as devstack spawns it (``Stack.app_command``), but with
+Each function is spawned exactly as the local stack spawns it (``Stack.app_command``), but with
 ``Stack.env_for`` instead of ``Stack.app_env``: the database URL and JWT secret come straight from the
 environment (no ``TODO_SECRET_STORE``), so no daprd is needed and none is started.
 

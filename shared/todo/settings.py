@@ -1,8 +1,8 @@
 """Settings: typed defaults, each overridable by one environment variable, read once.
 
 Each field says its variable, its default and what it means, once: :meth:`Settings.from_env` reads the
-environment from those declarations, and the configuration table of the docs is checked against them
-(tests/unit/test_settings.py). Nothing else in the runtime reads ``os.environ``; tests build their own
+environment from those declarations, and the table of docs/configuration.md is written from them
+(todo_dev.docs; tests/docs checks it). Nothing else in the runtime reads ``os.environ``; tests build their own
 ``Settings``.
 """
 

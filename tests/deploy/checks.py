@@ -577,7 +577,7 @@ def producer_report(project: deploy.Project, producers: dict[str, tuple[str, ...
         consumers = ", ".join(s.function for s in project.consumed() if s.topic == topic)
         if not declared:
             problems.append(f"topic {topic} is consumed by {consumers} but nobody produces it (PRODUCERS in "
-                            "shared/todo/deploy.py)")
+                            "shared/todo_dev/deploy/model.py)")
             continue
         present = [p for p in declared if project.present(p)]
         if not present:
