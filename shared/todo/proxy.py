@@ -127,6 +127,8 @@ async def _websocket(socket: WebSocket, upstreams: dict[str, str]) -> None:
     offered = [p.strip() for p in socket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
     extra = {k: v for k, v in socket.headers.items() if k in WS_HEADERS and k != "sec-websocket-protocol"}
     origin = extra.pop("origin", None)
+    if "host" in socket.headers:  # push-update's same-origin check compares the page's origin with it
+        extra["x-forwarded-host"] = socket.headers["host"]
     try:
         upstream = await connect(target, subprotocols=offered or None,  # type: ignore[arg-type]
                                  additional_headers=extra, origin=origin, open_timeout=30,  # type: ignore[arg-type]

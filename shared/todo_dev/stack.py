@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from todo.routes import present
+from todo.settings import variables
 
 from .launch import FromSources, Launch, Launcher
 from .ports import DEV, DEV_TRACING, StackPorts, TracingPorts
@@ -155,8 +156,11 @@ class Stack:
         return env
 
     def stack_env(self, function: str, ports: Ports | None = None) -> dict[str, str]:
-        """The stack's own variables for one process: engines, ports, the sidecar's ports."""
-        env = {
+        """The variables of one process: those of todo.settings the person running the stack set
+        (TODO_LOG_LEVEL, TODO_WS_ORIGINS, …), then the stack's own (engines, ports, the sidecar's)."""
+        documented = {name for name, _, _ in variables()}
+        env = {k: v for k, v in os.environ.items() if k in documented}
+        env |= {
             "TODO_DATABASE_URL": self.database_url,
             "TODO_JWT_SECRET": self.jwt_secret,
             "TODO_EVENTS": "dapr",

@@ -11,8 +11,8 @@ from starlette.websockets import WebSocketDisconnect
 from .conftest import Api
 
 
-def bearer(token: str) -> dict[str, Any]:
-    return {"subprotocols": ["bearer", token]}
+def bearer(token: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    return {"subprotocols": ["bearer", token], **({"headers": headers} if headers else {})}
 
 
 def make(api: Api, title: str) -> int:
@@ -90,3 +90,16 @@ def test_the_socket_closes_when_the_token_expires(client: TestClient, token: Any
         with pytest.raises(WebSocketDisconnect) as closed:
             socket.receive_json()
         assert closed.value.code == 1008
+
+
+def test_a_page_may_open_a_socket_on_the_host_that_served_it_and_no_other_site_may(
+        client: TestClient, token: Any) -> None:
+    # Served by a gateway on a public domain that TODO_WS_ORIGINS does not list: same origin is enough.
+    same = {"origin": "https://todo.example.com", "x-forwarded-host": "todo.example.com"}
+    with client.websocket_connect("/ws", **bearer(token("alice"), headers=same)):
+        pass
+    other = {"origin": "https://evil.example", "x-forwarded-host": "todo.example.com"}
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(
+            "/ws", **bearer(token("alice"), headers=other)):
+        pass
+    assert refused.value.code == 1008

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from todo.routes import WS_FUNCTION
@@ -28,3 +29,15 @@ def test_dapr_cli_run_file_matches_the_stack_runner(tmp_path: Path) -> None:
             assert app["command"][app["command"].index("--target") + 1] == name.replace("-", "_")
         assert str(ports.app) in app["command"]
     assert run_file["common"]["resourcesPath"] == "./dapr-components"
+
+
+def test_the_stack_passes_on_the_settings_its_runner_chose_and_keeps_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TODO_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("TODO_WS_ORIGINS", "https://todo.example.com")
+    monkeypatch.setenv("TODO_DATABASE_URL", "postgresql+pg8000://elsewhere/x")  # the stack's own wins
+    monkeypatch.setenv("TODO_NOT_A_SETTING", "x")
+    env = Stack(tmp_path, "secret").stack_env("create-task")
+    assert (env["TODO_LOG_LEVEL"], env["TODO_WS_ORIGINS"]) == ("DEBUG", "https://todo.example.com")
+    assert env["TODO_DATABASE_URL"].startswith("postgresql+pg8000://todo@127.0.0.1:")
+    assert "TODO_NOT_A_SETTING" not in env

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatch
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -97,8 +98,15 @@ class Hub:
 HUB = Hub()
 
 
-def origin_allowed(origin: str | None, patterns: tuple[str, ...]) -> bool:
-    return origin is None or any(fnmatch(origin, p) for p in patterns)
+def origin_allowed(origin: str | None, patterns: tuple[str, ...], host: str | None = None) -> bool:
+    """Whether a browser's page may open this socket: it comes from an allowed origin, or from the host it
+    asked for (the page the gateway served, whatever its public domain). A page on another site cannot
+    forge either header, which is what the check is for; a client without a browser sends no Origin."""
+    if origin is None:
+        return True
+    if host and urlsplit(origin).netloc.lower() == host.lower():
+        return True
+    return any(fnmatch(origin, p) for p in patterns)
 
 
 async def authenticate(socket: WebSocket, runtime: Runtime) -> tuple[Principal, str | None]:
@@ -117,7 +125,9 @@ async def authenticate(socket: WebSocket, runtime: Runtime) -> tuple[Principal, 
 
 
 async def websocket_endpoint(socket: WebSocket, runtime: Runtime) -> None:
-    if not origin_allowed(socket.headers.get("origin"), runtime.base_settings.ws_origins):
+    # Through the gateway the host the browser asked for travels as X-Forwarded-Host (todo.proxy).
+    host = socket.headers.get("x-forwarded-host") or socket.headers.get("host")
+    if not origin_allowed(socket.headers.get("origin"), runtime.base_settings.ws_origins, host):
         await socket.close(code=POLICY_VIOLATION, reason="origin not allowed")
         return
     try:
