@@ -68,8 +68,8 @@ class Stack:
     # How each process starts: from the work tree's sources (make run STACK=real), or as the images
     # ship it (todo_dev.launch.AsShipped: the system tests).
     launcher: Launcher = field(default_factory=FromSources)
-    # Webhooks to loopback, where a test's receiver listens (never in a cluster: SSRF).
-    allow_private_webhooks: bool = False
+    # Webhooks to a test's receiver: plain http on loopback (never in a cluster: SSRF, clear text).
+    webhooks_to_loopback: bool = False
     tls: bool = False  # every connection TLS (todo_dev.stack_tls): make run STACK=real TLS=1
     children: dict[str, Child] = field(default_factory=dict)
 
@@ -173,8 +173,8 @@ class Stack:
             "TODO_DATABASE_SSLMODE": self.database_sslmode,
             **(self.certs.function_env() if self.certs else {}),
         }
-        if self.allow_private_webhooks:
-            env["TODO_WEBHOOK_ALLOW_PRIVATE"] = "1"
+        if self.webhooks_to_loopback:
+            env["TODO_WEBHOOK_ALLOW_PRIVATE"] = env["TODO_WEBHOOK_ALLOW_HTTP"] = "1"
         if ports is None and function in self.functions:
             ports = self.ports(function)
         if ports is not None:

@@ -31,7 +31,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     # Every process as the images ship it: built from the Dockerfile, started with its command line.
     folder = tmp_path_factory.mktemp("stack-tls" if tls else "stack")
     stack = Stack.on(ports.system(), folder, SECRET, launcher=AsShipped(folder / "images"),
-                     allow_private_webhooks=True, tls=tls)
+                     webhooks_to_loopback=True, tls=tls)
     try:
         stack.up()
         yield stack
