@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from todo import cli
 from todo.adapters.audit_store import SqlAuditStore, SqlAuditUnitOfWork
+from todo.adapters.dead_letters import SqlDeadLetters
 from todo.adapters.tables import AUDIT_TABLES, audit_chain_head, audit_log
 from todo.domain.audit import AuditEntry, Occurrence
 from todo.domain.task import Status, Task, TaskEvent, TaskFields, iso
@@ -75,6 +76,11 @@ def binary(event: dict[str, Any]) -> tuple[dict[str, str], bytes]:
 def entries(engine: Engine) -> list[AuditEntry]:
     with engine.connect() as conn:
         return list(SqlAuditStore(conn).entries())
+
+
+def dead_letters(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return SqlDeadLetters(conn).latest()
 
 
 def verified(engine: Engine) -> dict[str, Any]:
@@ -218,15 +224,18 @@ def test_concurrent_overlapping_batches_record_each_event_once(engine: Engine) -
     assert verified(engine) == {"ok": True, "checked": 40, "first_bad_seq": None}
 
 
-def test_a_bulk_delivery_records_its_good_events_and_drops_its_poison(sink: TestClient, engine: Engine) -> None:
+def test_a_bulk_delivery_records_its_good_events_and_dead_letters_its_poison(sink: TestClient,
+                                                                             engine: Engine) -> None:
     good = [{**task_event("created", title="a"), "id": "bulk-1"}, {**task_event("updated", title="b"), "id": "bulk-2"}]
     body = {"id": "x", "type": "com.dapr.event.sent.bulk", "entries": [
-        {"entryId": "1", "event": good[0]}, {"entryId": "2", "event": {**good[1], "data": {"nope": 1}}},
+        {"entryId": "1", "event": good[0]}, {"entryId": "2", "event": {**good[1], "id": "bad", "data": {"nope": 1}}},
         {"entryId": "3", "event": good[1]}, {"entryId": "4", "event": good[0]}]}
     response = sink.post("/events", json=body)
-    assert [s["status"] for s in response.json()["statuses"]] == ["SUCCESS", "DROP", "SUCCESS", "SUCCESS"]
+    # The poison entry is kept as a dead letter with its reason: the delivery has nothing left to retry.
+    assert [s["status"] for s in response.json()["statuses"]] == ["SUCCESS"] * 4
     assert [(e.event_id, e.action) for e in entries(engine)] == [("bulk-1", "task.created"),
                                                                  ("bulk-2", "task.updated")]
+    assert [(d["event_id"], d["consumer"]) for d in dead_letters(engine)] == [("bad", "audit-sink")]
     assert verified(engine)["ok"] is True
 
 
@@ -253,11 +262,15 @@ POISON = {
 
 
 @pytest.mark.parametrize("case", POISON)
-def test_a_poison_event_is_dropped_in_dapr_form_with_200_drop(sink: TestClient, engine: Engine, case: str) -> None:
+def test_a_poison_event_is_dead_lettered_with_its_reason_in_dapr_form(sink: TestClient, engine: Engine,
+                                                                      case: str) -> None:
     response = sink.post("/events", content=json.dumps(POISON[case]), headers=STRUCTURED)
     assert response.status_code == 200
-    assert response.json()["status"] == "DROP"
+    assert response.json()["status"] == "SUCCESS"
     assert entries(engine) == []
+    (letter,) = dead_letters(engine)
+    assert letter["consumer"] == "audit-sink" and letter["reason"].startswith("audit-sink: ")
+    assert letter["event_id"] == POISON[case]["id"] and letter["attempts"] == 1
 
 
 @pytest.mark.parametrize("case", ["not ours", "task data missing a field", "reminder without remind_at"])
@@ -266,13 +279,16 @@ def test_a_poison_event_is_refused_in_knative_form_with_400(sink: TestClient, en
     response = sink.post("/events", content=body, headers=headers)
     assert response.status_code == 400
     assert response.json()["status"] == "DROP"
+    assert response.json()["reason"] == dead_letters(engine)[0]["reason"]  # what Knative's sink keeps
     assert entries(engine) == []
 
 
-def test_a_body_that_is_no_cloudevent_is_dropped(sink: TestClient, engine: Engine) -> None:
+def test_a_body_that_is_no_cloudevent_is_dead_lettered_as_it_came(sink: TestClient, engine: Engine) -> None:
     response = sink.post("/events", content=b'{"hello": "world"}', headers=STRUCTURED)
-    assert (response.status_code, response.json()["status"]) == (200, "DROP")
+    assert (response.status_code, response.json()["status"]) == (200, "SUCCESS")
     assert entries(engine) == []
+    assert [(d["event"], d["reason"]) for d in dead_letters(engine)] == [
+        ('{"hello": "world"}', "audit-sink: the body is not a CloudEvent")]
 
 
 # -- the database guards the trail ----------------------------------------------------------------
