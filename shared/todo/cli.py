@@ -106,6 +106,8 @@ def _run(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     import json
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .runtime import Runtime
     from .service import audit
 
@@ -113,6 +115,10 @@ def _audit(args: argparse.Namespace) -> int:
     runtime = Runtime(get_settings())
     try:
         result = audit.verify(runtime.audit_uow())
+    except SQLAlchemyError as exc:  # the database is away or not migrated: say so, without a traceback
+        print(f"todo: cannot read the audit trail: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+              file=sys.stderr)
+        return 2
     finally:
         runtime.close()
     print(json.dumps(result.to_json()))

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from .durations import format_duration
 from .errors import FieldError, InvalidTask
 from .recurrence import Recurrence, Schedule
+from .text import first_unstorable
 
 MAX_TAGS = 20
 MAX_REMINDERS = 10
@@ -70,6 +71,10 @@ class TaskFields:
     def check(self) -> TaskFields:
         """Rules that span fields; single-field rules are enforced where the input is parsed."""
         errors: list[FieldError] = []
+        for name, value in (("title", self.title), ("description", self.description), ("tags", list(self.tags))):
+            found = first_unstorable(value, name)
+            if found is not None:
+                errors.append(FieldError(*found))
         if self.recurrence is not None and self.due_at is None:
             errors.append(FieldError("recurrence", "a recurring task needs a due_at to anchor the series"))
         if self.due_at is None and any(r.before is not None for r in self.reminders):

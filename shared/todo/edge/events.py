@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 KNATIVE_KAFKA_TYPE = "dev.knative.kafka.event"
 STRUCTURED = "application/cloudevents+json"
 _REQUIRED = ("id", "source", "type", "specversion")
+# Every consumer claims an event by its source and id (processed_events): longer ones could never be kept.
+_MAX_LENGTHS = {"id": 255, "source": 500}
 
 
 class Poison(Exception):
@@ -185,6 +187,16 @@ def _json(body: bytes) -> Any:
         raise Poison(f"malformed JSON: {exc}") from exc
 
 
+def _as_received(body: bytes) -> Any:
+    """A refused body as a dead letter keeps it: its JSON object when it is one (so its id is known), else
+    its text."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return body.decode("utf-8", errors="replace")
+    return value if isinstance(value, dict) else body.decode("utf-8", errors="replace")
+
+
 def _binary_data(body: Any) -> Any:
     """The binary form's body: JSON when it parses, else the bytes (the SDK's unmarshaller contract)."""
     if not body:
@@ -222,6 +234,9 @@ def _structured(value: Any, via: str) -> IncomingEvent:
 
 def _incoming(event: CloudEvent, via: str, timed: bool) -> IncomingEvent:
     attributes = dict(event.get_attributes())
+    for name, most in _MAX_LENGTHS.items():
+        if len(str(attributes[name])) > most:
+            raise Poison(f"the CloudEvent's {name} is longer than {most} characters")
     if not timed:
         attributes.pop("time", None)  # the SDK's "now", not the event's
     return IncomingEvent(
@@ -336,7 +351,7 @@ class EventFunction(RuntimeBound):
             event = read(request.headers, body)
         except Poison as exc:
             via = "knative" if _binary(request.headers) else "dapr"
-            exc.raw = body.decode("utf-8", errors="replace")
+            exc.raw = _as_received(body)
             verdict, reason = await in_thread(self._reject, None, exc, via)
             return done(via, reason) if verdict == SUCCESS else poison(via, reason or str(exc))
         if isinstance(event, list):  # a daprd bulk
