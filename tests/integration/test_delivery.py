@@ -4,17 +4,20 @@ every other event goes on taking effect (issue 10, found 1)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from todo import cli
 from todo.adapters.dead_letters import SqlDeadLetters
 from todo.adapters.tables import task_series
+from todo.domain.recurrence import Schedule
 from todo.runtime import Runtime
 from todo.service.events import OutgoingEvent
 from todo.settings import Settings, get_settings
@@ -134,3 +137,46 @@ def test_todo_dead_letters_lists_them_newest_first_with_their_reason(
     assert [p["attempts"] for p in printed] == [1, 3]
     assert printed[0]["event"]["data"] == {"nope": "al\x00ice"}  # kept as it came, NUL and all
     assert all(p["consumer"] == "on-task-event" and p["reason"] for p in printed)
+
+
+def test_the_next_due_date_is_computed_while_the_consumer_holds_no_lock(
+        runtime: Runtime, engine: Engine, alice: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However long a rule takes to evaluate, no writer waits for it (found 2: a 55 s evaluation held
+    SQLite's only write lock and other users' writes failed): the series row and, on SQLite, the
+    database are free while on-task-event computes the next instance."""
+    task = recurring(alice, "daily")
+    series_id = task["series"]["id"]
+    free: list[bool] = []
+    original = Schedule.next_due
+
+    def next_due(self: Schedule, *args: Any) -> Any:
+        free.append(_unlocked(engine, series_id))
+        return original(self, *args)
+
+    monkeypatch.setattr(Schedule, "next_due", next_due)
+    assert alice.post(f"/tasks/{task['id']}/complete").status_code == 200
+    assert settled(runtime)
+    assert occurrences(alice) == [2]
+    assert free == [True]
+
+
+def _unlocked(engine: Engine, series_id: int) -> bool:
+    """Could another connection write right now (SQLite), or lock the series row (PostgreSQL)?"""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        assert database is not None
+        probe = sqlite3.connect(database, timeout=0.2, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            probe.close()
+    with engine.connect() as conn:
+        try:
+            conn.execute(text("SELECT id FROM task_series WHERE id = :id FOR UPDATE NOWAIT"), {"id": series_id})
+            return True
+        except DBAPIError:
+            return False

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from ..domain.task import Task
+from ..domain.task import Series, Task
 from .tasks import Context, UnitOfWork, record_event
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,18 @@ class InstanceClosed:
 
 
 def advance(uow: UnitOfWork, ctx: Context, closed: InstanceClosed) -> Task | None:
-    """Create the instance after ``closed`` (None: a duplicate, a stale instance, or the series is over)."""
+    """Create the instance after ``closed`` (None: a duplicate, a stale instance, or the series is over).
+
+    The next due date is computed before the transaction that creates the instance: that transaction
+    holds the series' row lock, and on SQLite the database's only write lock, so however long a rule
+    takes to evaluate (the recurrence bounds it), no other writer waits for it. Under the lock the
+    series is read again; only if its rule changed meanwhile is the date computed anew.
+    """
     if closed.event_type not in ADVANCING:
         return None
+    with uow:
+        seen = uow.tasks.get_series(closed.series_id)
+    due = _next_due(seen, closed, ctx.now) if seen is not None else None
     with uow:
         if not uow.claim(CONSUMER, closed.source, closed.event_id, ctx.now):
             return None
@@ -48,7 +57,8 @@ def advance(uow: UnitOfWork, ctx: Context, closed: InstanceClosed) -> Task | Non
         if uow.tasks.latest_occurrence(series.id) > closed.occurrence:  # an older instance closed late
             uow.commit()
             return None
-        due = series.schedule.next_due(closed.occurrence, closed.due_at, closed.completed_at, ctx.now)
+        if seen is None or series.schedule != seen.schedule:
+            due = _next_due(series, closed, ctx.now)
         if due is None:
             uow.tasks.save_series(replace(series, ended_at=ctx.now))
             uow.commit()
@@ -59,3 +69,7 @@ def advance(uow: UnitOfWork, ctx: Context, closed: InstanceClosed) -> Task | Non
             record_event(uow, ctx, "created", task)
         uow.commit()
     return task
+
+
+def _next_due(series: Series, closed: InstanceClosed, now: datetime) -> datetime | None:
+    return series.schedule.next_due(closed.occurrence, closed.due_at, closed.completed_at, now)
