@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -289,3 +289,20 @@ def test_a_refused_row_is_a_dead_letter_at_once_and_the_rows_behind_it_go_on(
     assert [(d["consumer"], d["reason"]) for d in dead_letters(engine)] == [("picky", "never")]
 
 
+
+
+def test_an_outbox_row_that_holds_no_cloudevent_is_a_dead_letter_and_the_drain_goes_on(
+        runtime: Runtime, engine: Engine) -> None:
+    with engine.begin() as conn:
+        for n, payload in enumerate(["not json at all", "[1, 2]"]):
+            conn.execute(insert(outbox).values(event_id=f"junk-{n}", topic="task-events", partition_key="alice",
+                                               payload=payload, created_at=datetime.now(UTC)))
+    create(runtime, "alice", "after the junk")
+    recorder = Recorder()
+    relay = OutboxRelay(engine, recorder)
+    assert relay.drain() == 2  # the task event and its push message
+    assert [e[2]["data"]["task_data"]["title"] for e in recorder.events] == ["after the junk"]
+    assert relay.pending() == 0
+    assert [(d["consumer"], d["event"], d["reason"]) for d in dead_letters(engine)] == [
+        ("outbox-relay", "not json at all", "the outbox row holds no CloudEvent JSON"),
+        ("outbox-relay", "[1, 2]", "the outbox row holds no CloudEvent JSON")]

@@ -138,13 +138,15 @@ class OutboxRelay:
                         next_retry = min(next_retry or row.next_attempt_at, row.next_attempt_at)
                         continue
                     by_topic.setdefault(row.topic, []).append(row)
-                for topic, topic_rows in by_topic.items():
+                for topic, all_rows in by_topic.items():
+                    topic_rows, messages = self._readable(conn, all_rows)
+                    if not topic_rows:
+                        continue
                     ids = [row.id for row in topic_rows]
                     try:
-                        undelivered = self.publisher.publish_many(
-                            topic, [(row.partition_key, json.loads(row.payload)) for row in topic_rows])
+                        undelivered = self.publisher.publish_many(topic, messages)
                     except Exception as exc:  # the broker is down or refused: keep the rows, try next sweep
-                        first = json.loads(topic_rows[0].payload)
+                        first = messages[0][1]
                         log.warning("outbox publish failed; the rows stay pending for the next drain",
                                     extra={"topic": topic, "rows": len(ids), "outbox_ids": ids[:10],
                                            "ce_id": first.get("id"), "ce_source": first.get("source")},
@@ -170,6 +172,24 @@ class OutboxRelay:
                     self.next_retry_at = next_retry
                     return published
                 after = rows[-1].id
+
+    def _readable(self, conn: Connection, rows: list[Any]) -> tuple[list[Any], list[Message]]:
+        """The rows whose payload is a CloudEvent's JSON, with their messages. Our writers write nothing
+        else, but a row that is not one must not stop the drain on every sweep: it is a dead letter."""
+        readable, messages = [], []
+        for row in rows:
+            try:
+                event = json.loads(row.payload)
+            except ValueError:
+                event = None
+            if not isinstance(event, dict):
+                self._dead_letter(conn, row, row.payload, "outbox-relay", "the outbox row holds no CloudEvent JSON",
+                                  row.attempts + 1, self.clock())
+                self._mark(conn, [row.id], published_at=self.clock(), next_attempt_at=None)
+                continue
+            readable.append(row)
+            messages.append((row.partition_key, event))
+        return readable, messages
 
     def _settle(self, conn: Connection, row: Any, misses: list[Undelivered]) -> tuple[bool, datetime | None]:
         """A row some subscriber did not take: dead letters for what was refused for good or has spent the
@@ -203,12 +223,12 @@ class OutboxRelay:
         return True, retry_at
 
     @staticmethod
-    def _dead_letter(conn: Connection, row: Any, event: dict[str, Any], consumer: str, reason: str, attempts: int,
-                     now: datetime) -> None:
+    def _dead_letter(conn: Connection, row: Any, event: dict[str, Any] | str, consumer: str, reason: str,
+                     attempts: int, now: datetime) -> None:
         letter = DeadLetter(consumer, row.topic, event, reason_of(reason), attempts, now)
         SqlDeadLetters(conn).add(letter)
         conn.commit()
-        log.warning("dead letter", extra={"consumer": consumer, "ce_id": event.get("id"), "outbox_id": row.id,
+        log.warning("dead letter", extra={"consumer": consumer, "ce_id": letter.event_id, "outbox_id": row.id,
                                           "reason": letter.reason, "attempts": attempts})
 
     @contextmanager
