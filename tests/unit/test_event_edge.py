@@ -271,3 +271,12 @@ def test_an_event_without_a_required_attribute_is_poison_in_both_modes(mode: Any
         body = json.dumps({k: v for k, v in json.loads(body).items() if k != missing}).encode()
     with pytest.raises(Poison, match=missing if mode is to_binary else "not a CloudEvent"):
         parse(headers, body)  # never an id the SDK made up: a redelivery would look new
+
+
+def test_a_delivery_no_parser_can_read_is_poison_not_a_crash() -> None:
+    fn, office = function(lambda runtime, event: None)
+    deep = b"[" * 100_000 + b"]" * 100_000  # json.loads gives up with RecursionError
+    response = call(fn, deep, headers={"content-type": "application/cloudevents+json"})
+    assert (response.status_code, response.json()["status"]) == (200, "SUCCESS")
+    (letter, _), = office.letters
+    assert letter.reason.startswith("f: ") and letter.attempts == 1

@@ -349,11 +349,12 @@ class EventFunction(RuntimeBound):
         body = await request.body()
         try:
             event = read(request.headers, body)
-        except Poison as exc:
+        except Exception as exc:  # Poison, or a parser that gave up (JSON nested too deep): the same body fails alike
+            rejection = exc if isinstance(exc, Poison) else Poison(f"unreadable delivery: {type(exc).__name__}")
             via = "knative" if _binary(request.headers) else "dapr"
-            exc.raw = _as_received(body)
-            verdict, reason = await in_thread(self._reject, None, exc, via)
-            return done(via, reason) if verdict == SUCCESS else poison(via, reason or str(exc))
+            rejection.raw = _as_received(body)
+            verdict, reason = await in_thread(self._reject, None, rejection, via)
+            return done(via, reason) if verdict == SUCCESS else poison(via, reason or str(rejection))
         if isinstance(event, list):  # a daprd bulk
             statuses = await in_thread(self._process_bulk, event)
             return JSONResponse({"statuses": [{"entryId": entry_id, "status": status}
