@@ -189,10 +189,11 @@ def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Tas
 
     Every committed change passes here, so here is where a change the audit trail could not keep is
     refused (the transaction is then rolled back): its event would be lost to the trail."""
-    found = first_unstorable({"user": task.user_id, **task.to_json()})
+    as_json = task.to_json()
+    found = first_unstorable(task.user_id, "user") or first_unstorable(as_json)
     if found is not None:
         raise InvalidTask([FieldError(*found)])
-    message = {"type": f"task.{event_type}", "task": task.to_json(), "time": iso(ctx.now)}
+    message = {"type": f"task.{event_type}", "task": as_json, "time": iso(ctx.now)}
     seq = uow.changes.append(task.user_id, message, ctx.now)
     events = [task_cloud_event(TaskEvent(event_type, task, ctx.now), ctx.function_name),
               push_cloud_event(task.user_id, {**message, "seq": seq})]
