@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .adapters.audit_store import SqlAuditUnitOfWork
     from .adapters.change_feed import PushStore
     from .adapters.channels import Channels
-    from .adapters.dead_letters import DeadLetterOffice
+    from .service.dead_letters import DeadLetterSink
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Runtime:
         return PushStore(self.engine)
 
     @cached_property
-    def dead_letters(self) -> DeadLetterOffice:
+    def dead_letters(self) -> DeadLetterSink:
         """Where this process's consumers send poison: the dead_letters table, and through daprd the
         dead-letter topic when events go through Dapr."""
         from .adapters.dead_letters import DeadLetterOffice  # only on the first poison event

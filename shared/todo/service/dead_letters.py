@@ -59,12 +59,6 @@ def _attribute(event: Mapping[str, Any] | str, name: str) -> str | None:
     return value[:500] if isinstance(value, str) and value else None
 
 
-class DeadLetterStore(Protocol):
-    def add(self, letter: DeadLetter) -> bool:
-        """Keep the letter; False when this consumer dead-lettered this event (source + id) before."""
-        ...
-
-
 class DeadLetterSink(Protocol):
     def send(self, letter: DeadLetter, *, publish: bool) -> bool:
         """Keep the letter where its deliverer's dead letters go: True once it is kept there with its reason
