@@ -69,7 +69,8 @@ class TaskFields:
     reminders: tuple[Reminder, ...] = ()
 
     def check(self) -> TaskFields:
-        """Rules that span fields; single-field rules are enforced where the input is parsed."""
+        """Rules that span fields, and text no store can keep (todo.domain.text), whoever writes; other
+        single-field rules are enforced where the input is parsed."""
         errors: list[FieldError] = []
         for name, value in (("title", self.title), ("description", self.description), ("tags", list(self.tags))):
             found = first_unstorable(value, name)
