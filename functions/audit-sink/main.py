@@ -24,7 +24,7 @@ def handle_batch(runtime: Runtime, events: Sequence[IncomingEvent]) -> list[Exce
             occurrences.append(audited_occurrence(event.id, event.source, event.type, event.time, event.data))
             outcomes.append(None)
         except ValueError as exc:  # pydantic's ValidationError too: the shape is wrong, a retry cannot help
-            outcomes.append(Poison(str(exc)))
+            outcomes.append(Poison.of(exc))
     if occurrences:
         audit.record_many(runtime.audit_uow(), occurrences, runtime.now())
     return outcomes

@@ -16,7 +16,7 @@ def handle(runtime: Runtime, event: IncomingEvent) -> None:
     try:
         reminder = triggered_reminder(event.type, event.data)
     except ValueError as exc:  # pydantic's ValidationError too: the shape is wrong, a retry cannot help
-        raise Poison(str(exc)) from exc
+        raise Poison.of(exc) from exc
     if reminder is not None:
         reminders.notify(runtime.uow(), runtime.channels, reminder, runtime.now())
 

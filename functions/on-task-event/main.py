@@ -17,7 +17,7 @@ def handle(runtime: Runtime, event: IncomingEvent) -> None:
     try:
         closed = closed_instance(event.id, event.source, event.type, event.data)
     except ValueError as exc:  # pydantic's ValidationError too: the shape is wrong, a retry cannot help
-        raise Poison(str(exc)) from exc
+        raise Poison.of(exc) from exc
     if closed is not None:
         series.advance(runtime.writing_uow(), Context(closed.user_id, "on-task-event", runtime.now()), closed)
 

@@ -41,7 +41,7 @@ def handle(runtime: Runtime, event: IncomingEvent) -> None:
     try:
         user_id, message = push_message(event.type, event.data)
     except ValueError as exc:  # pydantic's ValidationError too
-        raise Poison(str(exc)) from exc
+        raise Poison.of(exc) from exc
     HUB.deliver(user_id, message)
 
 

@@ -36,6 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     audit_commands.add_parser("verify", help="recompute the hash chain; print the result, exit 1 if broken")
 
+    dead = commands.add_parser("dead-letters", help="the events consumers gave up on, newest first, with why "
+                                                    "(a JSON object per line)")
+    dead.add_argument("--limit", type=_positive, default=50, help="at most this many (default 50)")
+    dead.add_argument("--consumer", default=None, help="only this consumer's, e.g. on-task-event")
+
     token = commands.add_parser("token", help="mint a local HS256 token")
     token.add_argument("--sub", required=True, help="the user id")
     token.add_argument("--roles", default="user", help="comma list of user, admin, auditor")
@@ -96,11 +101,15 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "audit":
         return _audit(args)
+    if args.command == "dead-letters":
+        return _dead_letters(args)
     raise AssertionError(args.command)
 
 
 def _audit(args: argparse.Namespace) -> int:
     import json
+
+    from sqlalchemy.exc import SQLAlchemyError
 
     from .runtime import Runtime
     from .service import audit
@@ -109,10 +118,37 @@ def _audit(args: argparse.Namespace) -> int:
     runtime = Runtime(get_settings())
     try:
         result = audit.verify(runtime.audit_uow())
+    except SQLAlchemyError as exc:  # the database is away or not migrated: say so, without a traceback
+        print(f"todo: cannot read the audit trail: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+              file=sys.stderr)
+        return 2
     finally:
         runtime.close()
     print(json.dumps(result.to_json()))
     return 0 if result.ok else 1
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    import json
+
+    from .adapters.dead_letters import SqlDeadLetters
+    from .runtime import Runtime
+
+    runtime = Runtime(get_settings())
+    try:
+        with runtime.engine.connect() as conn:
+            letters = SqlDeadLetters(conn).latest(args.limit, args.consumer)
+    finally:
+        runtime.close()
+    for letter in letters:
+        print(json.dumps(letter))  # ASCII: a NUL or a lone surrogate of the event prints as an escape
+    return 0
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise argparse.ArgumentTypeError("a number from 1 to 10000")
+    return int(text)
 
 
 if __name__ == "__main__":

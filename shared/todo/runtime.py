@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .adapters.audit_store import SqlAuditUnitOfWork
     from .adapters.change_feed import PushStore
     from .adapters.channels import Channels
+    from .service.dead_letters import DeadLetterSink
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,14 @@ class Runtime:
         from .adapters.change_feed import PushStore  # only push-update reads the feed this way
 
         return PushStore(self.engine)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterSink:
+        """Where this process's consumers send poison: the dead_letters table, and through daprd the
+        dead-letter topic when events go through Dapr."""
+        from .adapters.dead_letters import DeadLetterOffice  # only on the first poison event
+
+        return DeadLetterOffice(self.engine, self.publisher if self.settings.events == "dapr" else None)
 
     def audit_uow(self) -> SqlAuditUnitOfWork:
         # Imported here: only the functions that touch the audit trail pay for loading it.

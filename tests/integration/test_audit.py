@@ -11,14 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from starlette.testclient import TestClient
 
 from todo import cli
 from todo.adapters.audit_store import SqlAuditStore, SqlAuditUnitOfWork
-from todo.adapters.tables import AUDIT_TABLES, audit_chain_head, audit_log
+from todo.adapters.dead_letters import SqlDeadLetters
+from todo.adapters.tables import AUDIT_TABLES, audit_chain_head, audit_log, outbox
 from todo.domain.audit import AuditEntry, Occurrence
 from todo.domain.task import Status, Task, TaskEvent, TaskFields, iso
 from todo.gateway import load_function
@@ -75,6 +76,11 @@ def binary(event: dict[str, Any]) -> tuple[dict[str, str], bytes]:
 def entries(engine: Engine) -> list[AuditEntry]:
     with engine.connect() as conn:
         return list(SqlAuditStore(conn).entries())
+
+
+def dead_letters(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return SqlDeadLetters(conn).latest()
 
 
 def verified(engine: Engine) -> dict[str, Any]:
@@ -219,15 +225,18 @@ def test_concurrent_overlapping_batches_record_each_event_once(engine: Engine) -
     assert verified(engine) == {"ok": True, "checked": 40, "first_bad_seq": None}
 
 
-def test_a_bulk_delivery_records_its_good_events_and_drops_its_poison(sink: TestClient, engine: Engine) -> None:
+def test_a_bulk_delivery_records_its_good_events_and_dead_letters_its_poison(sink: TestClient,
+                                                                             engine: Engine) -> None:
     good = [{**task_event("created", title="a"), "id": "bulk-1"}, {**task_event("updated", title="b"), "id": "bulk-2"}]
     body = {"id": "x", "type": "com.dapr.event.sent.bulk", "entries": [
-        {"entryId": "1", "event": good[0]}, {"entryId": "2", "event": {**good[1], "data": {"nope": 1}}},
+        {"entryId": "1", "event": good[0]}, {"entryId": "2", "event": {**good[1], "id": "bad", "data": {"nope": 1}}},
         {"entryId": "3", "event": good[1]}, {"entryId": "4", "event": good[0]}]}
     response = sink.post("/events", json=body)
-    assert [s["status"] for s in response.json()["statuses"]] == ["SUCCESS", "DROP", "SUCCESS", "SUCCESS"]
+    # The poison entry is kept as a dead letter with its reason: the delivery has nothing left to retry.
+    assert [s["status"] for s in response.json()["statuses"]] == ["SUCCESS"] * 4
     assert [(e.event_id, e.action) for e in entries(engine)] == [("bulk-1", "task.created"),
                                                                  ("bulk-2", "task.updated")]
+    assert [(d["event_id"], d["consumer"]) for d in dead_letters(engine)] == [("bad", "audit-sink")]
     assert verified(engine)["ok"] is True
 
 
@@ -249,16 +258,23 @@ POISON = {
     "NaN in the task": _with(task_event("created"), data={
         **task_event("created")["data"], "task_data": {"id": 1, "estimate": float("nan")}}),
     "NUL in the user id": _with(task_event("created"), data={**task_event("created")["data"], "user_id": "al\x00ice"}),
+    "lone surrogate in the task": _with(task_event("created"), data={
+        **task_event("created")["data"], "task_data": {"id": 1, "title": "half \ud800 a pair"}}),
+    "event id longer than any column": _with(task_event("created"), id="x" * 256),
     "task id beyond 64 bits": _with(task_event("created"), data={**task_event("created")["data"], "task_id": 2**63}),
 }
 
 
 @pytest.mark.parametrize("case", POISON)
-def test_a_poison_event_is_dropped_in_dapr_form_with_200_drop(sink: TestClient, engine: Engine, case: str) -> None:
+def test_a_poison_event_is_dead_lettered_with_its_reason_in_dapr_form(sink: TestClient, engine: Engine,
+                                                                      case: str) -> None:
     response = sink.post("/events", content=json.dumps(POISON[case]), headers=STRUCTURED)
     assert response.status_code == 200
-    assert response.json()["status"] == "DROP"
+    assert response.json()["status"] == "SUCCESS"
     assert entries(engine) == []
+    (letter,) = dead_letters(engine)
+    assert letter["consumer"] == "audit-sink" and letter["reason"].startswith("audit-sink: ")
+    assert letter["event_id"] == POISON[case]["id"][:255] and letter["attempts"] == 1
 
 
 @pytest.mark.parametrize("case", ["not ours", "task data missing a field", "reminder without remind_at"])
@@ -267,36 +283,57 @@ def test_a_poison_event_is_refused_in_knative_form_with_400(sink: TestClient, en
     response = sink.post("/events", content=body, headers=headers)
     assert response.status_code == 400
     assert response.json()["status"] == "DROP"
+    assert response.json()["reason"] == dead_letters(engine)[0]["reason"]  # what Knative's sink keeps
     assert entries(engine) == []
 
 
-def test_a_body_that_is_no_cloudevent_is_dropped(sink: TestClient, engine: Engine) -> None:
+def test_a_body_that_is_no_cloudevent_is_dead_lettered_as_it_came(sink: TestClient, engine: Engine) -> None:
     response = sink.post("/events", content=b'{"hello": "world"}', headers=STRUCTURED)
-    assert (response.status_code, response.json()["status"]) == (200, "DROP")
+    assert (response.status_code, response.json()["status"]) == (200, "SUCCESS")
     assert entries(engine) == []
+    assert [(d["event"], d["reason"]) for d in dead_letters(engine)] == [
+        ({"hello": "world"}, "audit-sink: the body is not a CloudEvent")]
 
 
 # -- the database guards the trail ----------------------------------------------------------------
 
 
-def test_the_database_refuses_to_update_or_delete_audit_entries(sink: TestClient, engine: Engine) -> None:
+def test_the_database_refuses_every_way_of_rewriting_an_audit_entry(sink: TestClient, engine: Engine) -> None:
     deliver(sink, task_event("created"))
     before = entries(engine)
+    columns = ", ".join(c.name for c in audit_log.columns)
+    forged = columns.replace("actor", "'mallory'")
     statements: list[Any] = [
         update(audit_log).values(actor="mallory"),
         update(audit_log).where(audit_log.c.seq == 1).values(changes=None),
         delete(audit_log).where(audit_log.c.seq == 1),
         delete(audit_log),
         delete(audit_chain_head),
+        # An upsert on the entry's key is an UPDATE in disguise, on both engines.
+        text(f"INSERT INTO audit_log ({columns}) SELECT {columns} FROM audit_log WHERE seq = 1 "
+             "ON CONFLICT (seq) DO UPDATE SET actor = 'mallory'"),
     ]
     if engine.dialect.name == "postgresql":
         statements += [text("TRUNCATE audit_log"), text("TRUNCATE audit_chain_head"),
-                       text("TRUNCATE audit_log, audit_chain_head CASCADE")]
+                       text("TRUNCATE audit_log, audit_chain_head CASCADE"),
+                       text("MERGE INTO audit_log USING (SELECT 1 AS seq) AS s ON audit_log.seq = s.seq "
+                            "WHEN MATCHED THEN UPDATE SET actor = 'mallory'"),
+                       text("MERGE INTO audit_log USING (SELECT 1 AS seq) AS s ON audit_log.seq = s.seq "
+                            "WHEN MATCHED THEN DELETE")]
+    else:  # REPLACE deletes the conflicting row without firing DELETE triggers (recursive_triggers off)
+        statements += [text(f"INSERT OR REPLACE INTO audit_log ({columns}) SELECT {forged} FROM audit_log "
+                            "WHERE seq = 1"),
+                       text(f"REPLACE INTO audit_log ({columns}) SELECT {forged} FROM audit_log WHERE seq = 1"),
+                       text("INSERT OR REPLACE INTO audit_chain_head (id, length, hash, updated_at) "
+                            "SELECT 1, 0, hash, updated_at FROM audit_chain_head"),
+                       text("UPDATE OR REPLACE audit_log SET seq = 1 WHERE seq = 1")]
     for statement in statements:
         with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
             conn.execute(statement)
     assert entries(engine) == before
     assert verified(engine)["ok"] is True
+    deliver(sink, task_event("updated", version=2))  # appending still works past the guards
+    assert [e.seq for e in entries(engine)] == [1, 2] and verified(engine)["ok"] is True
 
 
 # -- tampering is detected ------------------------------------------------------------------------
@@ -345,6 +382,64 @@ def test_tampering_is_detected_at_the_first_bad_seq(
     assert result["first_bad_seq"] == first_bad
     assert run_cli(monkeypatch, settings, "audit", "verify") == 1
     assert json.loads(capsys.readouterr().out) == result
+
+
+# Values no entry can have, each as an engine lets a tamperer store it at seq 3.
+MALFORMED = {
+    "a time that is no time": {"sqlite": "occurred_at = 'not a time'", "postgresql": "occurred_at = 'infinity'"},
+    "JSON that does not read back": {"sqlite": "changes = '{broken'", "postgresql": "changes = '1e400'"},
+    "a number that is none": {"sqlite": "seq = 'three'", "postgresql": "state = '[1e999]'"},
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_entry_is_reported_as_the_first_bad_one_and_nothing_crashes(
+        sink: TestClient, engine: Engine, auditor: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], case: str) -> None:
+    for n in range(5):
+        deliver(sink, task_event("created" if n == 0 else "updated", version=n + 1, title=f"title {n}"))
+    with tampering(engine) as conn:
+        conn.execute(text(f"UPDATE audit_log SET {MALFORMED[case][engine.dialect.name]} WHERE seq = 3"))
+    response = auditor.get("/audit/verify")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"ok": False, "checked": 3, "first_bad_seq": 3}
+    assert run_cli(monkeypatch, settings, "audit", "verify") == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out) == response.json() and "Traceback" not in err
+
+
+def test_a_task_event_whose_text_holds_a_nul_is_audited_as_it_is(sink: TestClient, engine: Engine) -> None:
+    """A task written before writers refused NUL (SQLite kept it) keeps its history: only what the trail
+    could not store is poison, and a NUL inside the task is stored (escaped in JSON) on both engines."""
+    created = task_event("created", title="pay\x00rent")
+    deliver(sink, created)
+    deliver(sink, task_event("updated", title="pay rent", version=2))
+    trail = entries(engine)
+    assert [e.action for e in trail] == ["task.created", "task.updated"]
+    assert trail[0].state["title"] == "pay\x00rent"
+    assert trail[1].changes["title"] == {"from": "pay\x00rent", "to": "pay rent"}
+    assert verified(engine)["ok"] is True
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("title", "pay\x00rent"), ("description", "line\x00two"), ("tags", ["ok", "b\x00d"]),
+    ("title", "half \ud800 a pair"),
+])
+def test_text_the_trail_could_not_keep_is_refused_at_the_write(
+        alice: Api, engine: Engine, field: str, value: Any) -> None:
+    body = {"title": "fine", field: value}
+    response = alice.post("/tasks", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert alice.get("/tasks").json()["items"] == []
+    task = alice.post("/tasks", json={"title": "fine"}).json()
+    patched = alice.patch(f"/tasks/{task['id']}", content=json.dumps({field: value}),
+                          headers={"content-type": "application/merge-patch+json"})
+    assert patched.status_code == 422, patched.text
+    assert alice.get(f"/tasks/{task['id']}").json()["version"] == 1
+    with engine.connect() as conn:  # no event of a refused write: nothing the trail would have lost
+        assert conn.execute(select(func.count()).select_from(outbox).where(outbox.c.topic == "task-events")
+                            ).scalar() == 1
 
 
 def test_the_cli_prints_the_verification_and_exits_0_when_the_chain_holds(

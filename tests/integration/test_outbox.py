@@ -6,18 +6,19 @@ import json
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from todo.adapters.outbox import OutboxRelay
+from todo.adapters.dead_letters import SqlDeadLetters
+from todo.adapters.outbox import OutboxRelay, RetryPolicy, Undelivered
 from todo.adapters.publishers import InProcessBus, Subscriber
 from todo.adapters.tables import outbox
 from todo.domain.task import TaskFields
@@ -35,13 +36,14 @@ class Recorder:
 
         self.requests: list[tuple[str, int]] = []
 
-    def publish_many(self, topic: str, messages: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    def publish_many(self, topic: str, messages: Sequence[tuple[str, dict[str, Any]]]) -> Sequence[Undelivered]:
         if self.fail_times > 0:
             self.fail_times -= 1
             raise ConnectionError("broker unreachable")
         self.requests.append((topic, len(messages)))
         if topic == "task-events":  # each change also numbers a message for push-update (test_push)
             self.events.extend((topic, partition_key, cloud_event) for partition_key, cloud_event in messages)
+        return ()
 
 
 def rows(engine: Engine, topic: str = "task-events") -> list[Any]:
@@ -155,9 +157,15 @@ def test_http_write_is_published_right_after_commit(runtime: Runtime, alice: Api
     assert runtime.relay.pending() == 0
 
 
+def dead_letters(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return SqlDeadLetters(conn).latest()[::-1]
+
+
 @pytest.mark.parametrize(("status", "body", "delivered", "dead"), [
     (200, {"status": "SUCCESS"}, True, False),
-    (200, {"status": "DROP"}, True, True),
+    (200, {}, True, False),
+    (200, {"status": "DROP", "reason": "no such thing"}, True, True),
     (404, {}, True, True),
     (500, {}, False, False),
     (200, {"status": "RETRY"}, False, False),
@@ -174,4 +182,127 @@ def test_in_process_bus_reads_subscriber_answers_as_dapr_does(
     relay = OutboxRelay(engine, bus)
     relay.drain()
     assert (relay.pending() == 0) is delivered
-    assert bool(bus.dead_letters) is dead
+    assert bool(dead_letters(engine)) is dead
+    if dead:
+        assert dead_letters(engine)[0]["consumer"] == "probe"
+        assert dead_letters(engine)[0]["reason"] == body.get("reason", "HTTP 404")
+    if not delivered:  # asked to retry: it waits for its backoff, then is offered again
+        (row,) = rows(engine)
+        assert row.attempts == 1 and row.next_attempt_at is not None and relay.next_retry_at is not None
+
+
+class Probe:
+    """A subscriber that answers 500 for the events ``failing`` names (their task titles) while it is set."""
+
+    def __init__(self) -> None:
+        self.failing: set[str] = set()
+        self.seen: list[str] = []
+        self.app = Starlette(routes=[Route("/", self.receive, methods=["POST"])])
+
+    async def receive(self, request: Request) -> Response:
+        event = json.loads(await request.body())
+        title = event["data"]["task_data"]["title"]
+        if title in self.failing:
+            return JSONResponse({"status": "RETRY", "reason": "the database is busy"}, status_code=500)
+        self.seen.append(title)
+        return JSONResponse({"status": "SUCCESS"})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def relay_with(engine: Engine, probe: Probe, clock: Clock, **policy: Any) -> OutboxRelay:
+    bus = InProcessBus()
+    bus.subscribe("task-events", Subscriber("probe", probe.app))
+    return OutboxRelay(engine, bus, clock=clock, retry=RetryPolicy(**policy))
+
+
+def create(runtime: Runtime, user: str, title: str) -> None:
+    service.create_task(runtime.uow(), Context(user, "create-task", datetime.now(UTC)), TaskFields(title=title))
+
+
+def test_a_row_a_subscriber_keeps_asking_to_retry_becomes_a_dead_letter_after_the_budget(
+        runtime: Runtime, engine: Engine) -> None:
+    probe, clock = Probe(), Clock()
+    probe.failing.add("stuck")
+    create(runtime, "alice", "stuck")
+    relay = relay_with(engine, probe, clock, attempts=3, first_delay=1.0)
+    relay.drain()
+    (row,) = rows(engine)
+    assert row.attempts == 1 and relay.next_retry_at == clock.now + timedelta(seconds=1)
+    relay.drain()  # before its backoff ends the row is not offered again
+    assert rows(engine)[0].attempts == 1
+    clock.advance(1)
+    relay.drain()
+    assert rows(engine)[0].attempts == 2 and relay.next_retry_at == clock.now + timedelta(seconds=2)
+    clock.advance(2)
+    relay.drain()
+    assert relay.pending() == 0 and relay.next_retry_at is None
+    (letter,) = dead_letters(engine)
+    assert (letter["consumer"], letter["topic"], letter["attempts"]) == ("probe", "task-events", 3)
+    assert letter["reason"] == "retry budget spent (3 attempts); last: the database is busy"
+    assert letter["event"]["data"]["task_data"]["title"] == "stuck"
+
+
+def test_one_users_waiting_row_holds_back_that_users_later_rows_and_nobody_elses(
+        runtime: Runtime, engine: Engine) -> None:
+    probe, clock = Probe(), Clock()
+    probe.failing.add("alice 1")
+    for user, title in (("alice", "alice 1"), ("bob", "bob 1"), ("alice", "alice 2"), ("bob", "bob 2")):
+        create(runtime, user, title)
+    relay = relay_with(engine, probe, clock)
+    relay.drain()
+    assert probe.seen == ["bob 1", "bob 2"]  # alice 2 waits behind alice 1: per-user order
+    create(runtime, "bob", "bob 3")
+    relay.drain()  # alice's rows still wait for the backoff; bob's new one goes at once
+    assert probe.seen == ["bob 1", "bob 2", "bob 3"]
+    probe.failing.clear()
+    clock.advance(RetryPolicy().first_delay)
+    relay.drain()
+    assert probe.seen == ["bob 1", "bob 2", "bob 3", "alice 1", "alice 2"]
+    assert relay.pending() == 0 and dead_letters(engine) == []
+
+
+def test_a_refused_row_is_a_dead_letter_at_once_and_the_rows_behind_it_go_on(
+        runtime: Runtime, engine: Engine) -> None:
+    async def refuse_poison(request: Request) -> Response:
+        event = json.loads(await request.body())
+        if event["data"]["task_data"]["title"] == "poison":
+            return JSONResponse({"status": "DROP", "reason": "never"})
+        return JSONResponse({"status": "SUCCESS"})
+
+    bus = InProcessBus()
+    bus.subscribe("task-events", Subscriber("picky", Starlette(routes=[Route("/", refuse_poison, methods=["POST"])])))
+    for title in ("poison", "after"):
+        create(runtime, "alice", title)
+    relay = OutboxRelay(engine, bus)
+    assert relay.drain() == 3  # "after", and the two push messages; "poison" is settled as a dead letter
+    assert relay.pending() == 0
+    assert [(d["consumer"], d["reason"]) for d in dead_letters(engine)] == [("picky", "never")]
+
+
+
+
+def test_an_outbox_row_that_holds_no_cloudevent_is_a_dead_letter_and_the_drain_goes_on(
+        runtime: Runtime, engine: Engine) -> None:
+    with engine.begin() as conn:
+        for n, payload in enumerate(["not json at all", "[1, 2]"]):
+            conn.execute(insert(outbox).values(event_id=f"junk-{n}", topic="task-events", partition_key="alice",
+                                               payload=payload, created_at=datetime.now(UTC)))
+    create(runtime, "alice", "after the junk")
+    recorder = Recorder()
+    relay = OutboxRelay(engine, recorder)
+    assert relay.drain() == 2  # the task event and its push message
+    assert [e[2]["data"]["task_data"]["title"] for e in recorder.events] == ["after the junk"]
+    assert relay.pending() == 0
+    assert [(d["consumer"], d["event"], d["reason"]) for d in dead_letters(engine)] == [
+        ("outbox-relay", "not json at all", "the outbox row holds no CloudEvent JSON"),
+        ("outbox-relay", "[1, 2]", "the outbox row holds no CloudEvent JSON")]

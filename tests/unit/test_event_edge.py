@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from todo.edge.events import EventFunction, IncomingEvent, Poison, parse, read
 from todo.runtime import Runtime
+from todo.service.dead_letters import DeadLetter
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -76,17 +77,44 @@ def ce(n: int, **more: Any) -> dict[str, Any]:
     return {"specversion": "1.0", "id": f"e{n}", "source": "/test", "type": "t", "data": {"n": n}, **more}
 
 
-class Flaky(Exception):
-    pass
+class Bug(Exception):
+    """An exception nobody expected: the same event would meet it again."""
 
 
-def call(fn: EventFunction, body: Any) -> httpx.Response:
-    fn.bind(cast(Runtime, None))  # the handlers of these tests take no runtime
+class FakeOffice:
+    """The runtime's dead-letter sink: keeps what it is sent (or, ``keeps=False``, cannot keep it)."""
+
+    def __init__(self, keeps: bool = True) -> None:
+        self.keeps = keeps
+        self.letters: list[tuple[DeadLetter, bool]] = []
+
+    def send(self, letter: DeadLetter, *, publish: bool) -> bool:
+        self.letters.append((letter, publish))
+        return self.keeps
+
+
+class FakeRuntime:
+    def __init__(self, keeps: bool = True) -> None:
+        self.dead_letters = FakeOffice(keeps)
+
+
+def function(handle: Any = None, *, handle_batch: Any = None, keeps: bool = True,
+             sleeps: list[float] | None = None) -> tuple[EventFunction, FakeOffice]:
+    fn = EventFunction("f", handle, handle_batch=handle_batch,
+                       sleep=(sleeps.append if sleeps is not None else lambda _: None))
+    runtime = FakeRuntime(keeps)
+    fn.bind(cast(Runtime, runtime))
+    return fn, runtime.dead_letters
+
+
+def call(fn: EventFunction, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
     async def endpoint(request: Request) -> Response:
         return await fn(request)
 
     app = Starlette(routes=[Route("/events", endpoint, methods=["POST"])])
-    return TestClient(app).post("/events", content=json.dumps(body), headers={"content-type": "application/json"})
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return TestClient(app).post("/events", content=content,
+                                headers=headers or {"content-type": "application/json"})
 
 
 def test_each_bulk_entry_gets_the_status_it_would_have_alone() -> None:
@@ -95,35 +123,116 @@ def test_each_bulk_entry_gets_the_status_it_would_have_alone() -> None:
     def handle_batch(runtime: Any, events: Sequence[IncomingEvent]) -> list[Exception | None]:
         batches.append([e.id for e in events])
         if any(e.data["n"] == 3 for e in events):
-            raise Flaky("database hiccup")  # the whole batch fails: each event is then tried alone
+            raise Bug("3 is unlucky")  # the whole batch fails: each event is then tried alone
         return [Poison("bad shape") if e.data["n"] == 2 else None for e in events]
 
     body = {"id": "b", "type": "com.dapr.event.sent.bulk", "entries": [
         {"entryId": "a", "event": ce(1)}, {"entryId": "b", "event": {"not": "a cloudevent"}},
         {"entryId": "c", "event": ce(2)}, {"entryId": "d", "event": ce(3)}, {"entryId": "e", "event": ce(4)}]}
-    response = call(EventFunction("f", handle_batch=handle_batch), body)
-    assert response.status_code == 200
-    assert response.json() == {"statuses": [
-        {"entryId": "a", "status": "SUCCESS"}, {"entryId": "b", "status": "DROP"},
-        {"entryId": "c", "status": "DROP"}, {"entryId": "d", "status": "RETRY"},
-        {"entryId": "e", "status": "SUCCESS"}]}
-    assert batches == [["e1", "e2", "e3", "e4"], ["e1"], ["e2"], ["e3"], ["e4"]]
+    for keeps, dead in ((True, "SUCCESS"), (False, "DROP")):
+        batches.clear()
+        fn, office = function(handle_batch=handle_batch, keeps=keeps)
+        response = call(fn, body)
+        assert response.status_code == 200
+        assert response.json() == {"statuses": [
+            {"entryId": "a", "status": "SUCCESS"}, {"entryId": "b", "status": dead},
+            {"entryId": "c", "status": dead}, {"entryId": "d", "status": dead},
+            {"entryId": "e", "status": "SUCCESS"}]}
+        assert batches == [["e1", "e2", "e3", "e4"], ["e1"], ["e2"], ["e3"], ["e3"], ["e3"], ["e4"]]
+        assert [(letter.event_id, letter.attempts, letter.reason) for letter, _ in office.letters] == [
+            ("e2", 1, "f: bad shape"), ("e3", 3, "f: Bug: 3 is unlucky"),
+            (None, 1, "f: the body is not a CloudEvent")]
+        assert office.letters[2][0].event == {"not": "a cloudevent"}  # kept as it came
 
 
-def test_a_one_event_handler_takes_bulks_event_by_event() -> None:
+def test_a_batch_that_fails_on_a_transient_error_is_redelivered_whole_without_splitting() -> None:
+    batches: list[list[str]] = []
+
+    def handle_batch(runtime: Any, events: Sequence[IncomingEvent]) -> list[Exception | None]:
+        batches.append([e.id for e in events])
+        raise ConnectionError("the database is restarting")
+
+    fn, office = function(handle_batch=handle_batch)
+    response = call(fn, {"entries": [{"entryId": str(n), "event": ce(n)} for n in (1, 2, 3)]})
+    assert [s["status"] for s in response.json()["statuses"]] == ["RETRY"] * 3
+    assert batches == [["e1", "e2", "e3"]]
+    assert office.letters == []
+
+
+def test_a_transient_failure_holds_back_the_later_events_of_its_key_only() -> None:
     seen: list[str] = []
 
     def handle(runtime: Any, event: IncomingEvent) -> None:
         seen.append(event.id)
         if event.data["n"] == 2:
-            raise Flaky("no")
+            raise ConnectionError("no database")
 
-    body = {"entries": [{"entryId": str(n), "event": ce(n)} for n in (1, 2, 3)]}
-    response = call(EventFunction("f", handle), body)
-    assert [s["status"] for s in response.json()["statuses"]] == ["SUCCESS", "RETRY", "SUCCESS"]
-    assert seen == ["e1", "e2", "e3"]
-    single = call(EventFunction("f", handle), ce(2))
+    body = {"entries": [{"entryId": str(n), "event": ce(n, partitionkey=user)}
+                        for n, user in ((1, "bob"), (2, "alice"), (3, "alice"), (4, "bob"))]}
+    fn, office = function(handle)
+    response = call(fn, body)
+    assert [s["status"] for s in response.json()["statuses"]] == ["SUCCESS", "RETRY", "RETRY", "SUCCESS"]
+    assert seen == ["e1", "e2", "e4"]  # alice's e3 waits for e2 rather than overtake it; bob's e4 goes on
+    single = call(function(handle)[0], ce(2))
     assert single.status_code == 500 and single.json()["status"] == "RETRY"
+    assert office.letters == []
+
+
+def test_an_unexpected_exception_is_tried_again_briefly_and_may_then_succeed() -> None:
+    calls: list[str] = []
+
+    def handle(runtime: Any, event: IncomingEvent) -> None:
+        calls.append(event.id)
+        if len(calls) < 3:
+            raise Bug("not yet")
+
+    sleeps: list[float] = []
+    fn, office = function(handle, sleeps=sleeps)
+    response = call(fn, ce(1))
+    assert (response.status_code, response.json()) == (200, {"status": "SUCCESS"})
+    assert calls == ["e1", "e1", "e1"] and sleeps == [0.05, 0.2]
+    assert office.letters == []
+
+
+def test_an_exception_that_comes_back_on_every_attempt_is_dead_lettered_and_the_stream_moves_on() -> None:
+    def handle(runtime: Any, event: IncomingEvent) -> None:
+        raise OverflowError("date value out of range")
+
+    fn, office = function(handle)
+    response = call(fn, ce(1, topic="task-events"))
+    assert (response.status_code, response.json()["status"]) == (200, "SUCCESS")  # kept: daprd moves on
+    (letter, published), = office.letters
+    assert (letter.consumer, letter.topic, letter.attempts) == ("f", "task-events", 3)
+    assert letter.reason == "f: OverflowError: date value out of range"
+    assert letter.event["id"] == "e1" and letter.event["data"] == {"n": 1} and published is True
+    unkept = call(function(handle, keeps=False)[0], ce(1))
+    assert (unkept.status_code, unkept.json()["status"]) == (200, "DROP")  # daprd's dead-lettering then
+    assert "OverflowError" in unkept.json()["reason"]
+
+
+def test_knative_hears_poison_as_400_with_the_reason_and_the_letter_is_kept_unpublished() -> None:
+    def handle(runtime: Any, event: IncomingEvent) -> None:
+        raise Poison("no such series")
+
+    fn, office = function(handle)
+    headers = {"ce-id": "k1", "ce-source": "/s", "ce-type": "dev.todo.task.completed.v1", "ce-specversion": "1.0",
+               "content-type": "application/json"}
+    response = call(fn, b'{"n": 1}', headers=headers)
+    assert response.status_code == 400 and response.json() == {"status": "DROP", "reason": "f: no such series"}
+    (letter, published), = office.letters
+    assert published is False and letter.attempts == 1 and letter.event["id"] == "k1"
+
+
+def test_a_poison_answer_from_the_handler_is_not_tried_again() -> None:
+    calls: list[str] = []
+
+    def handle(runtime: Any, event: IncomingEvent) -> None:
+        calls.append(event.id)
+        raise Poison("wrong shape")
+
+    fn, office = function(handle)
+    assert call(fn, ce(1)).json()["status"] == "SUCCESS"
+    assert calls == ["e1"] and office.letters[0][0].reason == "f: wrong shape"
 
 
 # -- both modes of the CloudEvents SDK, as functions-framework's own tests do -------------------------
@@ -162,3 +271,12 @@ def test_an_event_without_a_required_attribute_is_poison_in_both_modes(mode: Any
         body = json.dumps({k: v for k, v in json.loads(body).items() if k != missing}).encode()
     with pytest.raises(Poison, match=missing if mode is to_binary else "not a CloudEvent"):
         parse(headers, body)  # never an id the SDK made up: a redelivery would look new
+
+
+def test_a_delivery_no_parser_can_read_is_poison_not_a_crash() -> None:
+    fn, office = function(lambda runtime, event: None)
+    deep = b"[" * 100_000 + b"]" * 100_000  # json.loads gives up with RecursionError
+    response = call(fn, deep, headers={"content-type": "application/cloudevents+json"})
+    assert (response.status_code, response.json()["status"]) == (200, "SUCCESS")
+    (letter, _), = office.letters
+    assert letter.reason.startswith("f: ") and letter.attempts == 1

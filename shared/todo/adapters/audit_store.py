@@ -10,7 +10,7 @@ from typing import Any, Self
 from sqlalchemy import ColumnElement, exists, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from ..domain.audit import GENESIS_HASH, AuditEntry, ChainHead
+from ..domain.audit import GENESIS_HASH, AuditEntry, ChainHead, Unreadable
 from ..service.audit import AuditQuery
 from .db import upsert
 from .idempotency import claim_many
@@ -81,19 +81,31 @@ class SqlAuditStore:
         ).mappings().first()
         return _entry(row) if row else None
 
-    def entries(self) -> Iterator[AuditEntry]:
-        """Every entry in ``seq`` order, read in keyset batches (the trail may not fit in memory)."""
+    def entries(self) -> Iterator[AuditEntry | Unreadable]:
+        """Every entry in ``seq`` order, read in keyset batches (the trail may not fit in memory). A batch
+        holding a row that does not read back as an entry is read again row by row, and that row is
+        :class:`Unreadable`: the verifier reports it rather than fail on it."""
         after: Any = None
         while True:
-            stmt = select(audit_log).order_by(audit_log.c.seq).limit(self.batch)
+            stmt, window = select(audit_log), select(audit_log.c.seq)
             if after is not None:
-                stmt = stmt.where(audit_log.c.seq > after)
-            rows = self.conn.execute(stmt).mappings().all()
-            for row in rows:
-                yield _entry(row)
-            if len(rows) < self.batch:
+                stmt, window = stmt.where(audit_log.c.seq > after), window.where(audit_log.c.seq > after)
+            try:
+                found: list[AuditEntry | Unreadable] = [_entry(row) for row in self.conn.execute(
+                    stmt.order_by(audit_log.c.seq).limit(self.batch)).mappings().all()]
+            except Exception:  # a value no column type reads back: find the row, keep going
+                found = [self._one(seq) for seq in
+                         self.conn.execute(window.order_by(audit_log.c.seq).limit(self.batch)).scalars().all()]
+            yield from found
+            if len(found) < self.batch:
                 return
-            after = rows[-1]["seq"]
+            after = found[-1].seq
+
+    def _one(self, seq: Any) -> AuditEntry | Unreadable:
+        try:
+            return _entry(self.conn.execute(select(audit_log).where(audit_log.c.seq == seq)).mappings().one())
+        except Exception:
+            return Unreadable(seq)
 
     def find(self, query: AuditQuery, after_seq: int) -> list[AuditEntry]:
         """Up to ``query.limit + 1`` entries after ``after_seq``: one more says there is a next page."""

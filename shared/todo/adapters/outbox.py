@@ -4,6 +4,12 @@ Writers call :meth:`OutboxStore.add` inside their transaction. :class:`OutboxRel
 rows in order, marks them published, and keeps failed ones for the next sweep. Because the event id is
 fixed when the row is written, a row published twice (crash after publish, before the mark) reaches
 consumers with the same id, and they drop the duplicate by ``source`` + ``id``.
+
+With the in-process bus the relay also plays daprd's part in the delivery contract: a row a subscriber
+asks to retry waits with a growing backoff (``next_attempt_at``) and, after :class:`RetryPolicy`'s budget,
+becomes a dead letter; a row it refuses (DROP) becomes one at once. Meanwhile the rows of other partition
+keys (other users) flow past it, and the later rows of its own key wait behind it: per-user order holds
+for what is delivered, and one user's poison holds up nobody else.
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from ..service.dead_letters import DeadLetter, reason_of
 from ..service.events import OutgoingEvent
+from .dead_letters import SqlDeadLetters
 from .tables import outbox
 
 log = logging.getLogger(__name__)
@@ -32,13 +41,39 @@ Message = tuple[str, dict[str, Any]]
 """A partition key and the CloudEvent to publish under it."""
 
 
-class Publisher(Protocol):
-    def publish_many(self, topic: str, messages: Sequence[Message]) -> None:
-        """Deliver these CloudEvents to one topic in this order, or raise.
+@dataclass(frozen=True)
+class Undelivered:
+    """A message of a ``publish_many`` call that a subscriber did not take (only an in-process bus knows)."""
 
-        Must not return before the broker has every one. On a raise the relay publishes them all
-        again later; consumers drop what they already had by ``source`` + ``id``.
+    index: int  # its place in the call
+    consumer: str | None  # the subscriber; None: not offered, an earlier message of its key waits
+    reason: str
+    final: bool = False  # refused for good (DROP): a dead letter now, never retried
+
+
+class Publisher(Protocol):
+    def publish_many(self, topic: str, messages: Sequence[Message]) -> Sequence[Undelivered]:
+        """Deliver these CloudEvents to one topic in this order, or raise; returns what was not taken.
+
+        Must not return before the broker has every one (a broker takes them all, or the call raises:
+        nothing is returned). On a raise the relay publishes them all again later; consumers drop what
+        they already had by ``source`` + ``id``.
         """
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long the relay keeps offering a row a subscriber asks to retry: ``attempts`` in all, the n-th
+    retry ``first_delay·2ⁿ⁻¹`` seconds (at most ``max_delay``) after the previous one; about 35 s by
+    default, as daprd's budget is about a minute. Only transient failures use it: a consumer answers
+    poison with DROP, after its own few local attempts."""
+
+    attempts: int = 8
+    first_delay: float = 0.5
+    max_delay: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_delay, self.first_delay * 2.0 ** max(0, attempt - 1)))
 
 
 class OutboxStore:
@@ -62,49 +97,139 @@ class OutboxRelay:
     """
 
     def __init__(self, engine: Engine, publisher: Publisher, *, batch: int = 500,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 retry: RetryPolicy = RetryPolicy()) -> None:
         self.engine = engine
         self.publisher = publisher
         self.batch = batch
         self.clock = clock
+        self.retry = retry
+        self.next_retry_at: datetime | None = None  # the earliest row waiting for its retry, after a drain
         self._local = threading.Lock()
         self._kicked = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def drain(self) -> int:
-        """Publish every pending row; returns how many were published. Stops at the first failure.
+        """Publish every pending row that may go now; returns how many were delivered.
 
         Each batch goes out as one request per topic (commit order kept within the topic, which is
         all a consumer can see) and is marked in one statement: a row at a time, the relay fell
         behind a hundred changes a second. No database transaction stays open while publishing: an
         in-process subscriber writes to the same database (SQLite allows one writer), and a slow
-        broker must not hold row locks.
+        broker must not hold row locks. A broker that refuses the call keeps every row for the next
+        drain; a row that a subscriber did not take waits alone, with the later rows of its key.
         """
         published = 0
+        held: set[tuple[str, str]] = set()  # (topic, partition key) behind a row that waits
+        next_retry: datetime | None = None
         with self._local, self._session() as conn:
+            after = 0
             while True:
-                rows = self._pending_batch(conn)
+                rows = self._pending_batch(conn, after)
+                now = self.clock()
                 by_topic: dict[str, list[Any]] = {}
                 for row in rows:
+                    key = (row.topic, row.partition_key)
+                    if key in held:
+                        continue
+                    if row.next_attempt_at is not None and row.next_attempt_at > now:
+                        held.add(key)
+                        next_retry = min(next_retry or row.next_attempt_at, row.next_attempt_at)
+                        continue
                     by_topic.setdefault(row.topic, []).append(row)
-                for topic, topic_rows in by_topic.items():
+                for topic, all_rows in by_topic.items():
+                    topic_rows, messages = self._readable(conn, all_rows)
+                    if not topic_rows:
+                        continue
                     ids = [row.id for row in topic_rows]
                     try:
-                        self.publisher.publish_many(
-                            topic, [(row.partition_key, json.loads(row.payload)) for row in topic_rows])
+                        undelivered = self.publisher.publish_many(topic, messages)
                     except Exception as exc:  # the broker is down or refused: keep the rows, try next sweep
-                        first = json.loads(topic_rows[0].payload)
+                        first = messages[0][1]
                         log.warning("outbox publish failed; the rows stay pending for the next drain",
                                     extra={"topic": topic, "rows": len(ids), "outbox_ids": ids[:10],
                                            "ce_id": first.get("id"), "ce_source": first.get("source")},
                                     exc_info=exc)
                         self._mark(conn, ids, attempts=outbox.c.attempts + 1, last_error=repr(exc)[:2000])
+                        self.next_retry_at = None
                         return published
-                    self._mark(conn, ids, published_at=self.clock())
-                    published += len(ids)
+                    misses: dict[int, list[Undelivered]] = {}
+                    for miss in undelivered or ():
+                        misses.setdefault(miss.index, []).append(miss)
+                    taken = [row.id for index, row in enumerate(topic_rows) if index not in misses]
+                    if taken:
+                        self._mark(conn, taken, published_at=self.clock(), next_attempt_at=None)
+                        published += len(taken)
+                    for index, row_misses in misses.items():
+                        row = topic_rows[index]
+                        waits, retry_at = self._settle(conn, row, row_misses)
+                        if waits:
+                            held.add((row.topic, row.partition_key))
+                        if retry_at is not None:
+                            next_retry = min(next_retry or retry_at, retry_at)
                 if len(rows) < self.batch:
+                    self.next_retry_at = next_retry
                     return published
+                after = rows[-1].id
+
+    def _readable(self, conn: Connection, rows: list[Any]) -> tuple[list[Any], list[Message]]:
+        """The rows whose payload is a CloudEvent's JSON, with their messages. Our writers write nothing
+        else, but a row that is not one must not stop the drain on every sweep: it is a dead letter."""
+        readable, messages = [], []
+        for row in rows:
+            try:
+                event = json.loads(row.payload)
+            except ValueError:
+                event = None
+            if not isinstance(event, dict):
+                self._dead_letter(conn, row, row.payload, "outbox-relay", "the outbox row holds no CloudEvent JSON",
+                                  row.attempts + 1, self.clock())
+                self._mark(conn, [row.id], published_at=self.clock(), next_attempt_at=None)
+                continue
+            readable.append(row)
+            messages.append((row.partition_key, event))
+        return readable, messages
+
+    def _settle(self, conn: Connection, row: Any, misses: list[Undelivered]) -> tuple[bool, datetime | None]:
+        """A row some subscriber did not take: dead letters for what was refused for good or has spent the
+        budget. Whether the row still waits (holding back the later rows of its key), and for a retry of
+        its own, when it is due."""
+        now = self.clock()
+        event = json.loads(row.payload)
+        for miss in misses:
+            if miss.final:
+                self._dead_letter(conn, row, event, miss.consumer or "outbox-relay", miss.reason,
+                                  row.attempts + 1, now)
+        retrying = [m for m in misses if not m.final and m.consumer is not None]
+        if not retrying:
+            if any(m.consumer is None for m in misses):
+                return True, None  # not offered: it waits behind an earlier row of its key, as it was
+            self._mark(conn, [row.id], published_at=now, next_attempt_at=None)
+            return False, None
+        attempts = row.attempts + 1
+        last = "; ".join(f"{m.consumer}: {m.reason}" for m in retrying)[:2000]
+        if attempts >= self.retry.attempts:
+            for miss in retrying:
+                self._dead_letter(conn, row, event, miss.consumer or "outbox-relay",
+                                  f"retry budget spent ({attempts} attempts); last: {miss.reason}", attempts, now)
+            self._mark(conn, [row.id], attempts=attempts, last_error=last, published_at=now, next_attempt_at=None)
+            return False, None
+        retry_at = now + timedelta(seconds=self.retry.delay(attempts))
+        self._mark(conn, [row.id], attempts=attempts, last_error=last, next_attempt_at=retry_at)
+        log.warning("a subscriber asked to retry; the row waits, the rows of other keys go on",
+                    extra={"outbox_id": row.id, "ce_id": event.get("id"), "attempts": attempts,
+                           "retry_at": retry_at.isoformat(), "reason": last[:200]})
+        return True, retry_at
+
+    @staticmethod
+    def _dead_letter(conn: Connection, row: Any, event: dict[str, Any] | str, consumer: str, reason: str,
+                     attempts: int, now: datetime) -> None:
+        letter = DeadLetter(consumer, row.topic, event, reason_of(reason), attempts, now)
+        SqlDeadLetters(conn).add(letter)
+        conn.commit()
+        log.warning("dead letter", extra={"consumer": consumer, "ce_id": letter.event_id, "outbox_id": row.id,
+                                          "reason": letter.reason, "attempts": attempts})
 
     @contextmanager
     def _session(self) -> Iterator[Connection]:
@@ -124,10 +249,11 @@ class OutboxRelay:
                     conn.execute(select(func.pg_advisory_unlock(_RELAY_LOCK)))
                     conn.commit()
 
-    def _pending_batch(self, conn: Connection) -> list[Any]:
+    def _pending_batch(self, conn: Connection, after: int) -> list[Any]:
         rows = list(conn.execute(
-            select(outbox.c.id, outbox.c.topic, outbox.c.partition_key, outbox.c.payload)
-            .where(outbox.c.published_at.is_(None))
+            select(outbox.c.id, outbox.c.topic, outbox.c.partition_key, outbox.c.payload, outbox.c.attempts,
+                   outbox.c.next_attempt_at)
+            .where(outbox.c.published_at.is_(None), outbox.c.id > after)
             .order_by(outbox.c.id)
             .limit(self.batch)
         ))
@@ -166,7 +292,10 @@ class OutboxRelay:
 
     def _run(self, sweep_seconds: float) -> None:
         while not self._stop.is_set():
-            self._kicked.wait(sweep_seconds)
+            wait = sweep_seconds
+            if self.next_retry_at is not None:  # a row waits for its retry: come back for it in time
+                wait = min(wait, max(0.01, (self.next_retry_at - self.clock()).total_seconds()))
+            self._kicked.wait(wait)
             self._kicked.clear()
             try:
                 self.drain()

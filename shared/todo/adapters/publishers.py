@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..settings import Settings
-from .outbox import Message, Publisher
+from .outbox import Message, Publisher, Undelivered
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ class DaprPublisher:
             self._client = DaprClient(f"127.0.0.1:{self.settings.dapr_grpc_port}")
         return self._client
 
-    def publish_many(self, topic: str, messages: Sequence[Message]) -> None:
-        """One bulk request: daprd hands the whole batch to the Kafka producer at once."""
+    def publish_many(self, topic: str, messages: Sequence[Message]) -> Sequence[Undelivered]:
+        """One bulk request: daprd hands the whole batch to the Kafka producer at once (all or a raise)."""
         from dapr.clients import BulkPublishEntry
 
         entries = [
@@ -63,6 +63,7 @@ class DaprPublisher:
             first = response.failed_entries[0]
             raise PublishFailed(f"{len(response.failed_entries)} of {len(entries)} events not published "
                                 f"to {topic}: {first.error}")
+        return ()
 
     def close(self) -> None:
         if self._client is not None:
@@ -83,54 +84,69 @@ class PublishFailed(RuntimeError):
     pass
 
 
-class DeliveryFailed(RuntimeError):
-    pass
-
-
 class InProcessBus:
     """Delivers each event to the subscribed functions' ASGI apps, as daprd would, before returning.
 
     Delivery is synchronous so that the outbox row is marked published only once every subscriber
-    has answered: a failure (5xx, ``RETRY``) raises, the row stays pending and the next sweep
-    redelivers; subscribers are idempotent. ``DROP`` (poison) is final, as with Dapr.
+    has taken it. What a subscriber did not take is returned to the relay, which plays daprd's part:
+    a retry (5xx, ``RETRY``, a delivery that raised) later with backoff, a refusal (``DROP``, 404) as a
+    dead letter. Once a message of a partition key is not taken, the later ones of that key in the same
+    call are not offered (per-user order); the other keys' go on. Subscribers are idempotent.
     """
 
     def __init__(self) -> None:
         self._subscribers: dict[str, list[Subscriber]] = {}
-        self.dead_letters: list[tuple[str, dict[str, Any]]] = []
 
     def subscribe(self, topic: str, subscriber: Subscriber) -> None:
         self._subscribers.setdefault(topic, []).append(subscriber)
 
-    def publish_many(self, topic: str, messages: Sequence[Message]) -> None:
-        for _, cloud_event in messages:
-            self.publish(topic, cloud_event)
+    def publish_many(self, topic: str, messages: Sequence[Message]) -> list[Undelivered]:
+        missed: list[Undelivered] = []
+        waiting: set[str] = set()
+        for index, (partition_key, cloud_event) in enumerate(messages):
+            if partition_key in waiting:
+                missed.append(Undelivered(index, None, "an earlier event of its partition key waits"))
+                continue
+            for subscriber in self._subscribers.get(topic, []):
+                verdict, reason = _deliver(subscriber, cloud_event)
+                if verdict == "SUCCESS":
+                    continue
+                final = verdict == "DROP"
+                if final:
+                    log.warning("event dropped by subscriber", extra={"subscriber": subscriber.name,
+                                                                       "ce_id": cloud_event.get("id")})
+                else:
+                    waiting.add(partition_key)
+                missed.append(Undelivered(index, subscriber.name, reason, final=final))
+        return missed
 
-    def publish(self, topic: str, cloud_event: dict[str, Any]) -> None:
-        for subscriber in self._subscribers.get(topic, []):
-            status, body = asyncio.run(asgi_post(subscriber.app, subscriber.path, json.dumps(cloud_event).encode(),
-                                                 "application/cloudevents+json"))
-            verdict = _verdict(status, body)
-            if verdict == "RETRY":
-                raise DeliveryFailed(f"{subscriber.name} answered {status} for event {cloud_event['id']}")
-            if verdict == "DROP":
-                log.warning("event dropped by subscriber", extra={"subscriber": subscriber.name,
-                                                                   "ce_id": cloud_event.get("id")})
-                self.dead_letters.append((subscriber.name, cloud_event))
+
+def _deliver(subscriber: Subscriber, cloud_event: dict[str, Any]) -> tuple[str, str]:
+    try:
+        status, body = asyncio.run(asgi_post(subscriber.app, subscriber.path, json.dumps(cloud_event).encode(),
+                                             "application/cloudevents+json"))
+    except Exception as exc:  # as a connection refused would be to daprd: retried
+        log.exception("in-process delivery raised", extra={"subscriber": subscriber.name})
+        return "RETRY", f"the delivery raised {type(exc).__name__}: {exc}"
+    return _verdict(status, body)
 
 
-def _verdict(status: int, body: bytes) -> str:
-    """Dapr's reading of a subscriber's answer (see PLATFORM-NOTES)."""
-    if status == 404:
-        return "DROP"
-    if status >= 300:
-        return "RETRY"
+def _verdict(status: int, body: bytes) -> tuple[str, str]:
+    """Dapr's reading of a subscriber's answer (see PLATFORM-NOTES), and the reason it gives."""
     try:
         answer = json.loads(body) if body else {}
     except ValueError:
-        return "SUCCESS"
+        answer = {}
+    reason = answer.get("reason") if isinstance(answer, dict) else None
+    if not isinstance(reason, str) or not reason:
+        reason = f"HTTP {status}"
+    if status == 404:
+        return "DROP", reason
+    if status >= 300:
+        return "RETRY", reason
     declared = answer.get("status", "SUCCESS") if isinstance(answer, dict) else "SUCCESS"
-    return str(declared).upper()
+    verdict = str(declared).upper() or "SUCCESS"  # daprd reads an empty status as success, an unknown one as retry
+    return (verdict if verdict in ("SUCCESS", "DROP") else "RETRY"), reason
 
 
 async def asgi_post(app: ASGIApp, path: str, body: bytes, content_type: str | None) -> tuple[int, bytes]:

@@ -80,6 +80,8 @@ tasks = Table(
     Index("ix_tasks_user_status_updated", "user_id", "status", "updated_at", "id"),
     Index("ix_tasks_user_status_title", "user_id", "status", "title", "id"),
     Index("ux_tasks_series_occurrence", "series_id", "occurrence", unique=True),
+    # An id is never given to a second task, or /tasks/{id}/history would mix two (migration 0007).
+    sqlite_autoincrement=True,
 )
 
 # A recurring task: its rule and the fields each new instance starts from (migration 0004).
@@ -118,6 +120,7 @@ outbox = Table(
     Column("published_at", UTCDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=True),  # a subscriber asked for a retry: not before then
     Index(
         "ix_outbox_pending",
         "id",
@@ -138,7 +141,8 @@ processed_events = Table(
 )
 
 # The audit trail (audit-sink). Append-only: triggers refuse UPDATE, DELETE and TRUNCATE (migration
-# 0003). ``seq`` is assigned by the appender, gap-free, under the lock of the one-row chain head.
+# 0003), and on SQLite the REPLACE that would delete a row without firing them (0007). ``seq`` is
+# assigned by the appender, gap-free, under the lock of the one-row chain head.
 # ``changes`` and ``state`` are plain JSON, not JSONB: they read back exactly as they were hashed.
 audit_log = Table(
     "audit_log",
@@ -173,6 +177,25 @@ audit_chain_head = Table(
 
 # Both refuse DELETE and TRUNCATE (the log also UPDATE) through their own triggers.
 AUDIT_TABLES = ("audit_log", "audit_chain_head")
+
+# Every event a consumer gave up on, and why (migration 0007): poison, or a retry budget spent. ``event``
+# is the CloudEvent as JSON text (ASCII-escaped: a NUL or a lone surrogate in it is still storable),
+# or the body as received when it was no CloudEvent. ``todo dead-letters`` lists them.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("consumer", String(100), nullable=False),
+    Column("topic", String(255), nullable=True),
+    Column("event_source", String(500), nullable=True),
+    Column("event_id", String(255), nullable=True),
+    Column("event", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ux_dead_letters_event", "consumer", "event_source", "event_id", unique=True),
+    Index("ix_dead_letters_created", "created_at"),
+)
 
 # Reminders (migration 0005): one row per planned reminder of an open task. The scan moves a due
 # row from 'scheduled' to 'triggered' under FOR UPDATE SKIP LOCKED, so it fires once.

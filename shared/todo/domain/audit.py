@@ -91,6 +91,13 @@ class AuditEntry:
         }
 
 
+def _hashes_right(entry: AuditEntry) -> bool:
+    try:
+        return entry.computed_hash() == entry.hash
+    except Exception:  # a field no entry can hold (a number JSON cannot write, a time that is a string)
+        return False
+
+
 def chain_hash(prev_hash: str, canonical: str) -> str:
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
 
@@ -160,6 +167,14 @@ def _plain(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """A row of the trail that does not read back as an entry (a value no entry can have: a time that is
+    no time, JSON that does not parse): bad wherever it stands."""
+
+    seq: Any
+
+
+@dataclass(frozen=True)
 class Verification:
     ok: bool
     checked: int  # entries examined (all of them when ok; up to the first bad one otherwise)
@@ -169,20 +184,23 @@ class Verification:
         return {"ok": self.ok, "checked": self.checked, "first_bad_seq": self.first_bad_seq}
 
 
-def verify(entries: Iterable[AuditEntry], head: ChainHead) -> Verification:
+def verify(entries: Iterable[AuditEntry | Unreadable], head: ChainHead) -> Verification:
     """Recompute the chain over ``entries`` (ordered by ``seq``) and hold its end against ``head``.
 
     ``first_bad_seq`` is the first position where the trail is not what was appended: an entry
-    whose content or link does not hash right, or the seq where entries are missing.
+    whose content or link does not hash right, or does not read back at all, or the seq where entries
+    are missing. A malformed entry is reported, never raised: the verifier is what finds tampering.
     """
     checked = 0
     previous = ChainHead()
     for entry in entries:
         checked += 1
         expected_seq = previous.length + 1
+        if type(entry.seq) is not int:  # tampered into no number at all: it stands where the next one should
+            return Verification(False, checked, expected_seq)
         if entry.seq != expected_seq:
             return Verification(False, checked, min(entry.seq, expected_seq))
-        if entry.prev_hash != previous.hash or entry.computed_hash() != entry.hash:
+        if isinstance(entry, Unreadable) or entry.prev_hash != previous.hash or not _hashes_right(entry):
             return Verification(False, checked, entry.seq)
         previous = ChainHead(entry.seq, entry.hash)
     if previous.length < head.length:  # the end was cut off

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from .durations import format_duration
 from .errors import FieldError, InvalidTask
 from .recurrence import Recurrence, Schedule, check_series
+from .text import first_unstorable
 
 MAX_TAGS = 20
 MAX_REMINDERS = 10
@@ -68,8 +69,13 @@ class TaskFields:
     reminders: tuple[Reminder, ...] = ()
 
     def check(self) -> TaskFields:
-        """Rules that span fields; single-field rules are enforced where the input is parsed."""
+        """Rules that span fields, and text no store can keep (todo.domain.text), whoever writes; other
+        single-field rules are enforced where the input is parsed."""
         errors: list[FieldError] = []
+        for name, value in (("title", self.title), ("description", self.description), ("tags", list(self.tags))):
+            found = first_unstorable(value, name)
+            if found is not None:
+                errors.append(FieldError(*found))
         if self.recurrence is not None and self.due_at is None:
             errors.append(FieldError("recurrence", "a recurring task needs a due_at to anchor the series"))
         elif self.recurrence is not None and self.due_at is not None:

@@ -13,14 +13,25 @@ which functions-framework loads anyway):
 
 The delivery contract, in one place:
 
-=============  =====================================  ==============================================
-outcome        daprd                                  KafkaSource
-=============  =====================================  ==============================================
-done           200 ``{"status": "SUCCESS"}``           200
-duplicate      200 ``{"status": "SUCCESS"}`` (no-op)   200 (no-op)
-poison         200 ``{"status": "DROP"}`` → dead letter 400: not retried → ``deadLetterSink``
-retryable      500 → redelivered with backoff          500 → redelivered with backoff
-=============  =====================================  ==============================================
+=============  =========================================  ==========================================
+outcome        daprd                                      KafkaSource
+=============  =========================================  ==========================================
+done           200 ``{"status": "SUCCESS"}``               200
+duplicate      200 ``{"status": "SUCCESS"}`` (no-op)       200 (no-op)
+poison         dead letter published, then 200 SUCCESS;    400 with the reason: not retried →
+               200 ``{"status": "DROP"}`` if it could not  ``deadLetterSink`` (Knative keeps the body
+               be (daprd forwards the bare event)          as the event's ``knativeerrordata``)
+transient      500 → redelivered with backoff              500 → redelivered with backoff
+=============  =========================================  ==========================================
+
+Which is which (docs/delivery.md): a failure :func:`todo.adapters.failures.is_transient` knows (the
+database unreachable, a serialization failure, a deadlock, a lock or statement timeout) is transient: the
+broker's retry budget (dapr-components/resiliency.yaml, the KafkaSource's ``delivery``) is for those. A
+:class:`Poison` is poison at once. Any other exception is tried again here, ``attempts`` times in all with a
+short backoff, and is then poison: one bad event costs its partition a fraction of a second, not the
+broker's minute. Every poison event is also a row of the ``dead_letters`` table (``todo dead-letters``).
+Events of one partition key (a user) keep their order: once one of them is to be redelivered, the later
+ones of the same delivery wait for it (RETRY) instead of overtaking it.
 
 daprd may also deliver in **bulk** (the subscription's ``bulkSubscribe``): one POST whose JSON body
 holds ``entries``, each an ``entryId`` and its ``event``; the answer is 200 with a ``statuses`` list
@@ -35,8 +46,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from cloudevents.exceptions import GenericException
@@ -45,8 +58,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .. import logs
-from ..routes import HEALTH_PATH, ticks_of
+from ..adapters.failures import is_transient
+from ..routes import HEALTH_PATH, SUBSCRIPTIONS, ticks_of
 from ..runtime import Runtime
+from ..service.dead_letters import DeadLetter, reason_of
+from ..service.events import EVENT_TYPES
 from .function import RuntimeBound
 from .threads import in_thread
 from .ticks import HANDLERS
@@ -56,10 +72,35 @@ log = logging.getLogger(__name__)
 KNATIVE_KAFKA_TYPE = "dev.knative.kafka.event"
 STRUCTURED = "application/cloudevents+json"
 _REQUIRED = ("id", "source", "type", "specversion")
+# Every consumer claims an event by its source and id (processed_events): longer ones could never be kept.
+_MAX_LENGTHS = {"id": 255, "source": 500}
 
 
 class Poison(Exception):
-    """This event can never be processed: dead-letter it, do not retry."""
+    """This event can never be processed: dead-letter it, do not retry.
+
+    ``attempts``: how many times it was tried before giving up; ``raw``: what arrived, when it could not be
+    read as an event (a bulk entry, a body).
+    """
+
+    def __init__(self, reason: str, attempts: int = 1, raw: Any = None) -> None:
+        super().__init__(reason)
+        self.attempts = attempts
+        self.raw = raw
+
+    @classmethod
+    def of(cls, error: ValueError) -> Poison:
+        """The poison a validation error makes. A pydantic error says where and what, not the values it saw:
+        those are task bodies, which stay out of logs and dead-letter reasons (the letter keeps the event)."""
+        reason = str(error)
+        describe = getattr(error, "errors", None)
+        if callable(describe):
+            found = describe(include_input=False, include_url=False)
+            reason = f"{getattr(error, 'title', 'data')}: " + "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in found)
+        poison = cls(reason)
+        poison.__cause__ = error
+        return poison
 
 
 @dataclass(frozen=True)
@@ -134,6 +175,7 @@ def _bulk_entries(entries: list[Any]) -> list[BulkEntry]:
         try:
             found.append((entry["entryId"], _structured(entry.get("event"), via="dapr")))
         except Poison as exc:
+            exc.raw = entry.get("event")
             found.append((entry["entryId"], exc))
     return found
 
@@ -143,6 +185,16 @@ def _json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Poison(f"malformed JSON: {exc}") from exc
+
+
+def _as_received(body: bytes) -> Any:
+    """A refused body as a dead letter keeps it: its JSON object when it is one (so its id is known), else
+    its text."""
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return body.decode("utf-8", errors="replace")
+    return value if isinstance(value, dict) else body.decode("utf-8", errors="replace")
 
 
 def _binary_data(body: Any) -> Any:
@@ -182,6 +234,9 @@ def _structured(value: Any, via: str) -> IncomingEvent:
 
 def _incoming(event: CloudEvent, via: str, timed: bool) -> IncomingEvent:
     attributes = dict(event.get_attributes())
+    for name, most in _MAX_LENGTHS.items():
+        if len(str(attributes[name])) > most:
+            raise Poison(f"the CloudEvent's {name} is longer than {most} characters")
     if not timed:
         attributes.pop("time", None)  # the SDK's "now", not the event's
     return IncomingEvent(
@@ -203,16 +258,34 @@ def event_context(event: IncomingEvent) -> dict[str, Any]:
             "task_id": task_id if isinstance(task_id, int) else None,
             "user_id": user_id if isinstance(user_id, str) else None}
 
+
+def order_key(event: IncomingEvent) -> str | None:
+    """What an event keeps its order within: its partition key (our events: the user id)."""
+    key = event.attributes.get("partitionkey")
+    if isinstance(key, str) and key:
+        return key
+    user_id = event.data.get("user_id") if isinstance(event.data, dict) else None
+    return user_id if isinstance(user_id, str) else None
+
+
 EventHandler = Callable[[Runtime, IncomingEvent], None]
 BatchHandler = Callable[[Runtime, Sequence[IncomingEvent]], Sequence[Exception | None]]
 """Handles events in order and returns an outcome per event: ``None`` (done) or the :class:`Poison`
 that rejected it. Raising means none was applied: each event is then tried alone."""
 
 SUCCESS, DROP, RETRY = "SUCCESS", "DROP", "RETRY"
+LOCAL_ATTEMPTS = 3  # an unexpected exception: tried this often in all, then poison
+LOCAL_BACKOFF = (0.05, 0.2)  # seconds before the second and the third attempt
 
 
-def done(via: str) -> Response:
-    return JSONResponse({"status": SUCCESS}) if via == "dapr" else Response(status_code=200)
+class Waiting(Exception):
+    """Not applied: an earlier event of the same partition key in this delivery is to be redelivered."""
+
+
+def done(via: str, reason: str | None = None) -> Response:
+    if via != "dapr":
+        return Response(status_code=200)
+    return JSONResponse({"status": SUCCESS} if reason is None else {"status": SUCCESS, "dead_letter": reason})
 
 
 def poison(via: str, reason: str) -> Response:
@@ -225,18 +298,8 @@ def retry(reason: str) -> Response:
     return JSONResponse({"status": RETRY, "reason": reason}, status_code=500)
 
 
-def one_by_one(handle: EventHandler) -> BatchHandler:
-    """A batch handler that applies each event on its own: a failure stays with its event."""
-    def handle_batch(runtime: Runtime, events: Sequence[IncomingEvent]) -> list[Exception | None]:
-        outcomes: list[Exception | None] = []
-        for event in events:
-            try:
-                handle(runtime, event)
-                outcomes.append(None)
-            except Exception as exc:
-                outcomes.append(exc)
-        return outcomes
-    return handle_batch
+Verdict = tuple[str, str | None]
+"""SUCCESS, DROP or RETRY, and why (for a dead-lettered event: its reason)."""
 
 
 class EventFunction(RuntimeBound):
@@ -248,17 +311,20 @@ class EventFunction(RuntimeBound):
     """
 
     def __init__(self, name: str, handle: EventHandler | None = None, *, handle_batch: BatchHandler | None = None,
-                 events_path: str = "/events", runtime_of: RuntimeBound | None = None) -> None:
+                 events_path: str = "/events", runtime_of: RuntimeBound | None = None,
+                 attempts: int = LOCAL_ATTEMPTS, backoff: Sequence[float] = LOCAL_BACKOFF,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(name, runtime_of=runtime_of)
-        if handle_batch is None:
-            if handle is None:
-                raise TypeError("give handle or handle_batch")
-            handle_batch = one_by_one(handle)
-        elif handle is not None:
-            raise TypeError("give handle or handle_batch, not both")
+        if (handle is None) == (handle_batch is None):
+            raise TypeError("give handle or handle_batch" + ("" if handle is None else ", not both"))
+        self.handle = handle
         self.handle_batch = handle_batch
         self.events_path = events_path
+        self.attempts = max(1, attempts)
+        self.backoff = tuple(backoff)
+        self.sleep = sleep
         self.ticks = {t.name: HANDLERS[t.name] for t in ticks_of(name)}
+        self.topics = tuple(dict.fromkeys(s.topic for s in SUBSCRIPTIONS if s.function == name))
 
     async def __call__(self, request: Request) -> Response:
         with logs.context(function=self.name):
@@ -283,56 +349,144 @@ class EventFunction(RuntimeBound):
         body = await request.body()
         try:
             event = read(request.headers, body)
-        except Poison as exc:
+        except Exception as exc:  # Poison, or a parser that gave up (JSON nested too deep): the same body fails alike
+            rejection = exc if isinstance(exc, Poison) else Poison(f"unreadable delivery: {type(exc).__name__}")
             via = "knative" if _binary(request.headers) else "dapr"
-            log.warning("poison event", extra={"reason": str(exc),
-                                               "ce_id": request.headers.get("ce-id")})
-            return poison(via, str(exc))
+            rejection.raw = _as_received(body)
+            verdict, reason = await in_thread(self._reject, None, rejection, via)
+            return done(via, reason) if verdict == SUCCESS else poison(via, reason or str(rejection))
         if isinstance(event, list):  # a daprd bulk
             statuses = await in_thread(self._process_bulk, event)
             return JSONResponse({"statuses": [{"entryId": entry_id, "status": status}
                                               for entry_id, status in statuses]})
-        outcome = (await in_thread(self._process, [event]))[0]
-        if outcome is None:
-            return done(event.via)
-        if isinstance(outcome, Poison):
-            return poison(event.via, str(outcome))
-        return retry(type(outcome).__name__)
+        verdict, reason = (await in_thread(self._process, [event]))[0]
+        if verdict == SUCCESS:
+            return done(event.via, reason)
+        if verdict == DROP:
+            return poison(event.via, reason or "poison")
+        return retry(reason or "transient failure")
 
     def _process_bulk(self, bulk: list[BulkEntry]) -> list[tuple[str, str]]:
         events = [item for _, item in bulk if isinstance(item, IncomingEvent)]
-        outcomes = iter(self._process(events))
+        verdicts = iter(self._process(events))
         statuses = []
         for entry_id, item in bulk:
             if isinstance(item, Poison):
-                log.warning("poison event", extra={"reason": str(item), "entry_id": entry_id})
-                statuses.append((entry_id, DROP))
+                statuses.append((entry_id, self._reject(None, item, "dapr")[0]))
                 continue
-            outcome = next(outcomes)
-            statuses.append((entry_id, SUCCESS if outcome is None else DROP if isinstance(outcome, Poison) else RETRY))
+            statuses.append((entry_id, next(verdicts)[0]))
         return statuses
 
-    def _process(self, events: Sequence[IncomingEvent]) -> list[Exception | None]:
+    def _process(self, events: Sequence[IncomingEvent]) -> list[Verdict]:
         with logs.context(**(event_context(events[0]) if len(events) == 1 else {})):
             outcomes = self._apply(events)
+        verdicts: list[Verdict] = []
         for event, outcome in zip(events, outcomes, strict=True):
             with logs.context(**event_context(event)):
-                if isinstance(outcome, Poison):
-                    log.warning("poison event", extra={"reason": str(outcome)})
-                elif outcome is not None:
-                    log.error("event failed; asking for redelivery", exc_info=outcome)
-        return outcomes
+                if outcome is None:
+                    verdicts.append((SUCCESS, None))
+                elif isinstance(outcome, Poison):
+                    verdicts.append(self._reject(event, outcome, event.via))
+                elif isinstance(outcome, Waiting):
+                    log.info("event waits for an earlier one of its partition key; asking for redelivery")
+                    verdicts.append((RETRY, str(outcome)))
+                else:
+                    log.error("event failed on a transient error; asking for redelivery", exc_info=outcome)
+                    verdicts.append((RETRY, type(outcome).__name__))
+        return verdicts
+
+    # -- applying events ---------------------------------------------------------------------------
 
     def _apply(self, events: Sequence[IncomingEvent]) -> list[Exception | None]:
-        """Outcomes per event. A batch that fails as a whole is applied again one event at a time, so
-        that one bad event cannot hold back the others."""
+        """Outcomes per event: None (done), a :class:`Poison`, or a transient failure (or
+        :class:`Waiting`) to be redelivered."""
         if not events:
             return []
+        if self.handle_batch is None:
+            return self._each(events)
         try:
             return list(self.handle_batch(self.runtime, events))
         except Exception as exc:
-            if len(events) == 1:
-                return [exc]
+            if is_transient(exc):  # the moment, not these events: all of them again later
+                log.warning("batch failed on a transient error; asking for its redelivery",
+                            extra={"events": len(events)}, exc_info=exc)
+                return [exc] * len(events)
             log.warning("batch failed; applying its events one at a time", extra={"events": len(events)},
                         exc_info=exc)
-            return [self._apply([event])[0] for event in events]
+            return self._each(events, failed_once=len(events) == 1)
+
+    def _each(self, events: Sequence[IncomingEvent], failed_once: bool = False) -> list[Exception | None]:
+        outcomes: list[Exception | None] = []
+        waiting: set[str | None] = set()
+        for event in events:
+            key = order_key(event)
+            if key in waiting:
+                outcomes.append(Waiting(f"an earlier event of {key!r} is to be redelivered first"))
+                continue
+            with logs.context(**event_context(event)):
+                outcome = self._attempt(event, spent=1 if failed_once else 0)
+            if outcome is not None and not isinstance(outcome, Poison):
+                waiting.add(key)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _attempt(self, event: IncomingEvent, spent: int = 0) -> Exception | None:
+        """Apply one event: None, a Poison, or the transient failure to ask a redelivery for. An unexpected
+        exception is tried again (``self.attempts`` times in all, short backoff), then is poison."""
+        attempt = spent
+        while True:
+            attempt += 1
+            try:
+                self._apply_one(event)
+                return None
+            except Poison as exc:
+                exc.attempts = attempt
+                return exc
+            except Exception as exc:
+                if is_transient(exc):
+                    return exc
+                if attempt >= self.attempts:
+                    log.error("event failed on every attempt; it is poison", extra={"attempts": attempt},
+                              exc_info=exc)
+                    return Poison(f"{type(exc).__name__}: {exc}", attempts=attempt)
+                log.warning("event failed; trying it again", extra={"attempt": attempt}, exc_info=exc)
+                self.sleep(self.backoff[min(attempt, len(self.backoff)) - 1] if self.backoff else 0.0)
+
+    def _apply_one(self, event: IncomingEvent) -> None:
+        if self.handle is not None:
+            self.handle(self.runtime, event)
+            return
+        assert self.handle_batch is not None
+        outcome = self.handle_batch(self.runtime, [event])[0]
+        if outcome is not None:
+            raise outcome
+
+    # -- dead letters --------------------------------------------------------------------------------
+
+    def _reject(self, event: IncomingEvent | None, rejection: Poison, via: str) -> Verdict:
+        """Dead-letter a poison event with its reason. daprd: SUCCESS once the record is on the dead-letter
+        topic (DROP when it could not be: daprd then forwards the bare event); Knative: DROP (400), whose
+        body its dead-letter sink keeps with the event."""
+        reason = reason_of(f"{self.name}: {rejection}")
+        raw: Any = {**event.attributes, "data": event.data} if event is not None else rejection.raw
+        log.warning("poison event", extra={"reason": reason, "attempts": rejection.attempts})
+        letter = DeadLetter(self.name, self._topic_of(event, raw), raw if raw is not None else "", reason,
+                            rejection.attempts, datetime.now(UTC))
+        try:
+            kept = self.runtime.dead_letters.send(letter, publish=via == "dapr")
+        except Exception:
+            log.exception("could not send a dead letter", extra={"reason": reason})
+            kept = False
+        return (SUCCESS, reason) if kept and via == "dapr" else (DROP, reason)
+
+    def _topic_of(self, event: IncomingEvent | None, raw: Any) -> str | None:
+        """The topic the event came from: daprd names it in the event; else our type's topic; else the
+        function's only subscribed topic."""
+        attributes = event.attributes if event is not None else raw if isinstance(raw, dict) else {}
+        topic = attributes.get("topic")
+        if isinstance(topic, str) and topic:
+            return topic
+        known = EVENT_TYPES.get(str(attributes.get("type")))
+        if known is not None and known.topic in self.topics:
+            return known.topic
+        return self.topics[0] if len(self.topics) == 1 else None

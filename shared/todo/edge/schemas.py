@@ -321,19 +321,20 @@ def audited_occurrence(event_id: str, source: str, event_type: str, time: str | 
                       occurred_at, details=details)
 
 
-def _storable(*values: Any) -> None:
-    """Refuse what the database could never store (NaN, NUL): such an event would be retried forever."""
-    json.dumps(values, allow_nan=False)
-
-    def has_nul(value: Any) -> bool:
-        if isinstance(value, str):
-            return "\x00" in value
-        if isinstance(value, dict):
-            return any(has_nul(k) or has_nul(v) for k, v in value.items())
-        return isinstance(value, list) and any(has_nul(v) for v in value)
-
-    if has_nul(list(values)):
-        raise ValueError("the event holds a NUL character")
+def _storable(event_id: str, source: str, data: Any) -> None:
+    """Refuse what the trail could never keep (it would fail, and be redelivered, forever): a value that
+    is no JSON (NaN), a lone surrogate anywhere (no task of ours holds one: todo.domain.text), a NUL in
+    what identifies the event or its actor (text columns). A NUL inside the task is kept as it is: a task
+    written before writers refused it must not lose its history."""
+    text = json.dumps([event_id, source, data], allow_nan=False, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("the event holds a lone surrogate: it is no Unicode text") from exc
+    user_id = data.get("user_id") if isinstance(data, dict) else None
+    for value in (event_id, source, user_id):
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("the event holds a NUL character in its id, source or user id")
 
 
 class AuditEntryOut(Model):

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ..domain.task import Task, TaskEvent, iso
+from .dead_letters import DeadLetter
 
 TASK_EVENTS_TOPIC = "task-events"
 REMINDERS_TOPIC = "reminders"
@@ -39,6 +40,16 @@ EVENT_TYPES: dict[str, EventType] = {t.type: t for t in (
     *(EventType("reminder", kind, REMINDERS_TOPIC) for kind in ("scheduled", "triggered")),
     EventType("push", "change", TASK_UPDATES_TOPIC),
 )}
+
+
+# A dead letter is published on the dead-letter topic of the topic its event came from, so it is kept
+# apart from the registry above (one topic per type): nothing consumes it; people and replay tools read it.
+DEAD_LETTER_TYPE = "dev.todo.deadletter.recorded.v1"
+
+
+def dead_letter_topic(topic: str) -> str:
+    """Where the dead letters of ``topic`` go: daprd's subscriptions and Knative's sinks name the same."""
+    return f"{topic}.dlq"
 
 
 def event_type(family: str, kind: str) -> str:
@@ -135,5 +146,25 @@ def push_cloud_event(user_id: str, message: dict[str, Any], event_id: str | None
             "datacontenttype": "application/json",
             "partitionkey": user_id,
             "data": {"user_id": user_id, "message": message},
+        },
+    )
+
+
+def dead_letter_cloud_event(letter: DeadLetter, topic: str) -> OutgoingEvent:
+    """The record of a dead letter on ``dead_letter_topic(topic)``: who gave up on which event, and why.
+    ``data.event`` is the event as it arrived, to inspect or to publish again on ``data.topic``."""
+    key = letter.event.get("partitionkey") if isinstance(letter.event, dict) else None
+    return OutgoingEvent(
+        topic=dead_letter_topic(topic),
+        partition_key=key if isinstance(key, str) and key else letter.consumer,
+        cloud_event={
+            "specversion": SPEC_VERSION,
+            "id": str(uuid.uuid4()),
+            "source": source_of(letter.consumer),
+            "type": DEAD_LETTER_TYPE,
+            **({"subject": letter.event_id} if letter.event_id else {}),
+            "time": iso(letter.at),
+            "datacontenttype": "application/json",
+            "data": {**letter.to_json(), "topic": topic},
         },
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ..domain.recurrence import NextInstance
-from ..domain.task import Task
+from ..domain.task import Series, Task
 from .tasks import Context, UnitOfWork, record_event
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,18 @@ class InstanceClosed:
 
 
 def advance(uow: UnitOfWork, ctx: Context, closed: InstanceClosed) -> Task | None:
-    """Create the instance after ``closed`` (None: a duplicate, a stale instance, or the series is over)."""
+    """Create the instance after ``closed`` (None: a duplicate, a stale instance, or the series is over).
+
+    The next due date is computed before the transaction that creates the instance: that transaction
+    holds the series' row lock, and on SQLite the database's only write lock, so however long a rule
+    takes to evaluate (todo.domain.expansion bounds it), no other writer waits for it. Under the lock the
+    series is read again; only if its rule changed meanwhile is the date computed anew.
+    """
     if closed.event_type not in ADVANCING:
         return None
+    with uow:
+        seen = uow.tasks.get_series(closed.series_id)
+    nxt = _next_instance(seen, closed, ctx.now) if seen is not None else None
     with uow:
         if not uow.claim(CONSUMER, closed.source, closed.event_id, ctx.now):
             return None
@@ -60,11 +69,10 @@ def advance(uow: UnitOfWork, ctx: Context, closed: InstanceClosed) -> Task | Non
         if uow.tasks.latest_occurrence(series.id) > closed.occurrence:  # an older instance closed late
             uow.commit()
             return None
-        # Bounded (todo.domain.expansion): an evaluation that finds nothing within its cap ends the series,
-        # a deterministic outcome, like COUNT or UNTIL.
-        nxt = series.schedule.next_instance(closed.occurrence, closed.due_at, closed.completed_at, ctx.now)
-        if nxt.ending == "over_budget":
-            raise EvaluationOverBudget(nxt)
+        if nxt is None or seen is None or series.schedule != seen.schedule:
+            nxt = _next_instance(series, closed, ctx.now)
+        # An evaluation that finds nothing within its cap ends the series: a deterministic outcome, like
+        # COUNT or UNTIL.
         if nxt.due is None:
             uow.tasks.save_series(replace(series, ended_at=ctx.now))
             uow.commit()
@@ -76,3 +84,10 @@ def advance(uow: UnitOfWork, ctx: Context, closed: InstanceClosed) -> Task | Non
             record_event(uow, ctx, "created", task)
         uow.commit()
     return task
+
+
+def _next_instance(series: Series, closed: InstanceClosed, now: datetime) -> NextInstance:
+    nxt = series.schedule.next_instance(closed.occurrence, closed.due_at, closed.completed_at, now)
+    if nxt.ending == "over_budget":
+        raise EvaluationOverBudget(nxt)
+    return nxt

@@ -8,10 +8,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
 
-from ..domain.errors import TaskNotFound, VersionMismatch
+from ..domain.errors import FieldError, InvalidTask, TaskNotFound, VersionMismatch
 from ..domain.recurrence import Schedule
 from ..domain.reminders import DueReminder, NotificationSettings, PlannedReminder, plan
 from ..domain.task import EventType, Series, SeriesRef, Status, Task, TaskEvent, TaskFields, iso
+from ..domain.text import first_unstorable
 from .events import OutgoingEvent, push_cloud_event, reminder_cloud_event, task_cloud_event
 from .queries import TaskQuery
 
@@ -184,8 +185,15 @@ def _load(uow: UnitOfWork, ctx: Context, task_id: int, if_match: Collection[int]
 
 
 def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Task) -> None:
-    """The task's event, and its reminders brought in line with it, in the caller's transaction."""
-    message = {"type": f"task.{event_type}", "task": task.to_json(), "time": iso(ctx.now)}
+    """The task's event, and its reminders brought in line with it, in the caller's transaction.
+
+    Every committed change passes here, so here is where a change the audit trail could not keep is
+    refused (the transaction is then rolled back): its event would be lost to the trail."""
+    as_json = task.to_json()
+    found = first_unstorable(task.user_id, "user") or first_unstorable(as_json)
+    if found is not None:
+        raise InvalidTask([FieldError(*found)])
+    message = {"type": f"task.{event_type}", "task": as_json, "time": iso(ctx.now)}
     seq = uow.changes.append(task.user_id, message, ctx.now)
     events = [task_cloud_event(TaskEvent(event_type, task, ctx.now), ctx.function_name),
               push_cloud_event(task.user_id, {**message, "seq": seq})]

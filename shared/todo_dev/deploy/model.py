@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from todo.routes import ROUTES, SUBSCRIPTIONS, TICKS, WS_FUNCTION, Route, Subscription, Tick, function_names
+from todo.service.events import dead_letter_topic
 
 Doc = dict[str, Any]
 
@@ -149,7 +150,7 @@ def cluster_url(service: str) -> str:
 
 
 def dlq_topic(topic: str) -> str:
-    return f"{topic}.dlq"
+    return dead_letter_topic(topic)  # the runtime's name: its functions publish dead letters there too
 
 
 def dlq_sink_name(topic: str) -> str:

@@ -1,0 +1,57 @@
+"""A task id names one task forever: never given to another once its task is deleted (issue 10, found 5)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import text
+
+from todo.adapters.db import make_engine
+from todo.adapters.migrate import upgrade
+from todo.adapters.unit_of_work import SqlUnitOfWork
+from todo.domain.task import TaskFields
+from todo.runtime import Runtime
+from todo.service import tasks as service
+from todo.service.queries import TaskQuery
+from todo.service.tasks import Context
+
+from ..conftest import base_settings
+from .conftest import Api
+
+
+def test_the_newest_tasks_id_is_not_given_to_the_next_task_once_it_is_deleted(
+        runtime: Runtime, alice: Api) -> None:
+    first = alice.post("/tasks", json={"title": "kept"}).json()
+    newest = alice.post("/tasks", json={"title": "deleted"}).json()
+    assert alice.delete(f"/tasks/{newest['id']}").status_code == 204
+    after = alice.post("/tasks", json={"title": "created after"}).json()
+    assert after["id"] > newest["id"] > first["id"]
+    runtime.relay.drain()
+    history = alice.get(f"/tasks/{newest['id']}/history").json()["items"]
+    assert [(e["action"], e["state"]["title"]) for e in history] == [("task.created", "deleted"),
+                                                                      ("task.deleted", "deleted")]
+
+
+def test_migrating_a_sqlite_database_keeps_its_tasks_and_retires_the_ids_it_used(tmp_path: Path) -> None:
+    """0007 rebuilds SQLite's tasks as AUTOINCREMENT: rows, tags and search stay; the id of a task deleted
+    before the migration (known to the outbox) is not handed out afterwards."""
+    engine = make_engine(base_settings(tmp_path))
+    upgrade(engine, "0006")
+    ctx = Context("alice", "create-task", datetime.now(UTC))
+    made = [service.create_task(SqlUnitOfWork(engine), ctx, TaskFields(title=f"report {n}", tags=("work", f"q{n}")))
+            for n in range(3)]
+    service.delete_task(SqlUnitOfWork(engine), ctx, made[-1].id)
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert "AUTOINCREMENT" in conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'tasks'")).scalar()
+        assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+    found, _ = service.list_tasks(SqlUnitOfWork(engine, read_only=True),
+                                  TaskQuery(user_id="alice", now=ctx.now, q="report"))
+    assert sorted((t.id, t.fields.tags) for t in found) == [(made[0].id, ("work", "q0")), (made[1].id, ("work", "q1"))]
+    assert service.create_task(SqlUnitOfWork(engine), ctx, TaskFields(title="new")).id == made[-1].id + 1
+    service.delete_task(SqlUnitOfWork(engine), ctx, made[1].id)  # tags go with their task still
+    with engine.connect() as conn:
+        tags = conn.execute(text("SELECT count(*) FROM task_tags WHERE task_id = :id"), {"id": made[1].id})
+        assert tags.scalar() == 0
+    engine.dispose()
