@@ -127,6 +127,7 @@ def test_todo_dead_letters_lists_them_newest_first_with_their_reason(
         monkeypatch.delenv("TODO_DATABASE_URL", raising=False)
     else:
         monkeypatch.setenv("TODO_DATABASE_URL", settings.database_url)
+        monkeypatch.setenv("TODO_DATABASE_SSLMODE", settings.database_sslmode)  # the test server: no TLS
     get_settings.cache_clear()
     try:
         assert cli.main(["dead-letters", "--consumer", "on-task-event"]) == 0
@@ -147,13 +148,13 @@ def test_the_next_due_date_is_computed_while_the_consumer_holds_no_lock(
     task = recurring(alice, "daily")
     series_id = task["series"]["id"]
     free: list[bool] = []
-    original = Schedule.next_due
+    original = Schedule.next_instance
 
-    def next_due(self: Schedule, *args: Any) -> Any:
+    def next_instance(self: Schedule, *args: Any) -> Any:
         free.append(_unlocked(engine, series_id))
         return original(self, *args)
 
-    monkeypatch.setattr(Schedule, "next_due", next_due)
+    monkeypatch.setattr(Schedule, "next_instance", next_instance)
     assert alice.post(f"/tasks/{task['id']}/complete").status_code == 200
     assert settled(runtime)
     assert occurrences(alice) == [2]
