@@ -228,3 +228,9 @@ class Relay:
 
     def stop(self) -> None:
         self.cut()
+
+
+def audited(api: httpx.Client, task_id: int) -> None:
+    """Wait until audit-sink has recorded the task: its history is 404 until then, and a history panel
+    shows the trail as it is when opened."""
+    eventually(lambda: api.get(f"/tasks/{task_id}/history").status_code == 200)

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.test_embedded_server import Server
 
-from .harness import PHONE, Signer, Tab, sign_in
+from .harness import PHONE, Signer, Tab, audited, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -28,13 +28,14 @@ def serious_violations(page: Page) -> list[str]:
 
 def seed(signer: Signer, server: Server, user: str) -> None:
     with signer.api(server.url, user) as api:
-        api.post("/tasks", json={"title": "Pay rent", "priority": "high", "tags": ["home", "bills"],
-                                 "due_at": "2027-12-01T09:00:00+01:00", "timezone": "Europe/Paris",
-                                 "recurrence": {"rrule": "FREQ=MONTHLY;BYMONTHDAY=1"},
-                                 "reminders": [{"before": "PT1H"}]})
+        rent = api.post("/tasks", json={"title": "Pay rent", "priority": "high", "tags": ["home", "bills"],
+                                        "due_at": "2027-12-01T09:00:00+01:00", "timezone": "Europe/Paris",
+                                        "recurrence": {"rrule": "FREQ=MONTHLY;BYMONTHDAY=1"},
+                                        "reminders": [{"before": "PT1H"}]}).json()
         api.post("/tasks", json={"title": "Call the plumber about the kitchen sink that keeps dripping",
                                  "description": "Number is on the fridge", "tags": ["home"]})
         api.put("/me/notifications", json={"in_app": True, "webhooks": [{"url": "https://example.com/hook"}]})
+        audited(api, rent["id"])
 
 
 @pytest.mark.parametrize("viewport", [None, PHONE], ids=["desktop", "375px"])

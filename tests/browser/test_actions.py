@@ -67,6 +67,12 @@ def test_snooze_plans_a_reminder_again_later(signed_in: Tab, signer: Signer, ser
     snooze.get_by_role("button", name="Snooze").click()
     expect(snooze).to_be_hidden()
     expect(page.locator("#notices")).to_contain_text("You will be reminded of “Reply to Sam”")
+    # The panel shows the trail as it is when opened; audit-sink records the plan a moment after the
+    # snooze answers, so open it once the entry is there.
+    with signer.api(server.url, user) as api:
+        task_id = tasks_of(signer, server, user)[0]["id"]
+        eventually(lambda: any(e["action"].startswith("reminder.")
+                               for e in api.get(f"/tasks/{task_id}/history").json().get("items", [])))
     page.get_by_role("button", name="History: Reply to Sam").click()
     expect(page.locator("#history-list")).to_contain_text("reminder planned")
 

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.test_embedded_server import Server
 
-from .harness import Signer, Tab, sign_in
+from .harness import Signer, Tab, audited, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -158,6 +158,7 @@ def test_user_text_is_shown_as_text_never_as_markup(tab: Tab, signer: Signer, se
         created = api.post("/tasks", json={"title": evil, "description": "<script>alert(2)</script>",
                                            "tags": ["<b>bold</b>"]})
         assert created.status_code == 201
+        audited(api, created.json()["id"])
     sign_in(tab, signer.token(user))
     page = tab.page
     expect(page.locator("#task-list .task-title")).to_have_text(evil)
