@@ -23,6 +23,10 @@ def call(action: str, task_id: int, version: int | None, status: int = 200, t: f
             "version": version}
 
 
+def audited(seq: int, event_id: str, task_id: int) -> dict[str, Any]:
+    return {"seq": seq, "event_id": event_id, "task_id": task_id, "action": "x"}
+
+
 def clean_run() -> Collected:
     """Task 1, the first of series 7: created, renamed, completed; on-task-event made task 2, the second."""
     outbox = [event("e1", 1, 1, "created", (7, 1)), event("e2", 1, 2, "updated", (7, 1)),
@@ -32,7 +36,7 @@ def clean_run() -> Collected:
         calls=[call("create_recurring", 1, 1, 201, function="create-task"), call("patch", 1, 2),
                call("complete", 1, 3), call("list", 0, None, function="query-tasks")],
         outbox=outbox,
-        audit=[{"seq": i + 1, "event_id": f"e{i + 1}", "task_id": t, "action": "x"} for i, t in enumerate((1, 1, 1, 2))],
+        audit=[audited(i + 1, f"e{i + 1}", t) for i, t in enumerate((1, 1, 1, 2))],
         feed={"u": [1, 2, 3, 4]},
         sockets=[{"user": "u", "n": 0, "seqs": [1, 2]}, {"user": "u", "n": 1, "seqs": [3, 4]}],
         kafka={"task-events": {"e1": 1, "e2": 1, "e3": 1, "e4": 1}, "task-updates": {"p1": 1}},
@@ -149,7 +153,7 @@ def test_one_instance_with_two_successors_is_a_double_advance() -> None:
     data = clean_run()  # instance 2 made, deleted, then made again from a late event: defect 1's shape
     data.outbox += [event("e5", 2, 1, "deleted", (7, 2)), event("e6", 3, 1, "created", (7, 3)),
                     event("e7", 4, 1, "created", (7, 3))]
-    data.audit += [{"seq": 5 + i, "event_id": f"e{5 + i}", "task_id": t, "action": "x"} for i, t in enumerate((2, 3, 4))]
+    data.audit += [audited(5 + i, f"e{5 + i}", t) for i, t in enumerate((2, 3, 4))]
     data.kafka["task-events"] |= {"e5": 1, "e6": 1, "e7": 1}
     assert check(data).duplicated["next_instance"] == 1
 
