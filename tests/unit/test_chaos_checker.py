@@ -179,11 +179,13 @@ def test_a_5xx_counts_unless_its_function_was_deliberately_down() -> None:
     assert not report.clean
 
 
-def test_a_5xx_while_the_database_restarts_is_unavailability() -> None:
+def test_a_503_while_the_database_restarts_is_unavailability_but_a_500_is_a_server_error() -> None:
     data = clean_run()
     data.faults = [{"kind": "restart", "target": "postgres", "start": 10.0, "end": 13.0}]
     data.calls.append(call("create", 9, None, 503, t=11.0, function="create-task"))
     assert check(data).server_errors == 0
+    data.calls.append(call("create", 9, None, 500, t=11.5, function="create-task"))
+    assert check(data).http["create-task"]["5xx"] == 1
 
 
 @pytest.mark.parametrize("kind", PLANTS)

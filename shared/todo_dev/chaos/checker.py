@@ -185,11 +185,16 @@ def check(data: Collected) -> Report:
                   republished, _http(data, found), dict(examples))
 
 
+UNAVAILABLE = (0, 502, 503, 504)  # no answer, or the honest "not now" of a gateway or of a function
+
+
 def _http(data: Collected, found: Any) -> dict[str, dict[str, Any]]:
     """Per function: 5xx and unanswered requests, apart from those inside a deliberate outage of that
-    function (its process killed) or of the database (a restart): those are its unavailability."""
+    function (its process killed) or of the database (a restart): those are its unavailability, as long
+    as they say so (no answer, 502, 503, 504). A 500 is a server error whenever it comes."""
     def excused(call: dict[str, Any]) -> bool:
-        return any(f["start"] <= call["t"] <= f["end"] + 2.0  # and the moment it takes to answer again
+        return call["status"] in UNAVAILABLE and any(
+            f["start"] <= call["t"] <= f["end"] + 2.0  # and the moment it takes to answer again
                    for f in data.faults
                    if f["target"] in (call["function"], "postgres") and f["kind"] in ("kill", "restart", "relay"))
 

@@ -92,10 +92,10 @@ class Injector(threading.Thread):
             self.stack.stop_postgres()
         elif fault.kind == "relay":
             window["in_flight"] = self._wait_for_rows_in_flight()
+            window["start"] = self.clock()  # the kill, not the wait for a drain to hit
             self.stack.kill(fault.target)
         else:
             raise ValueError(f"no such fault kind: {fault.kind}")
-        window["start"] = self.clock()
 
     def _undo(self, fault: Fault) -> None:
         if fault.kind == "kafka":
