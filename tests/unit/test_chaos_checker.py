@@ -188,6 +188,15 @@ def test_a_503_while_the_database_restarts_is_unavailability_but_a_500_is_a_serv
     assert check(data).http["create-task"]["5xx"] == 1
 
 
+def test_a_request_sent_just_before_an_outage_and_failed_by_it_is_unavailability() -> None:
+    data = clean_run()
+    data.faults = [{"kind": "restart", "target": "postgres", "start": 10.0, "end": 13.0}]
+    data.calls.append({**call("create", 9, None, 503, t=9.8, function="create-task"), "done": 10.1})
+    data.calls.append({**call("create", 9, None, 503, t=9.0, function="create-task"), "done": 9.5})
+    assert check(data).http["create-task"]["during_outage"] == 1
+    assert check(data).http["create-task"]["5xx"] == 1
+
+
 @pytest.mark.parametrize("kind", PLANTS)
 def test_each_planted_defect_is_found_in_a_clean_run(kind: str) -> None:
     assert prove(clean_run())[kind]

@@ -10,9 +10,11 @@ import shutil
 import socket
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from .. import ports
 from ..stack import ROOT, Stack
+from .checker import Collected, check, prove
 from .faults import full, short
 from .load import Plan
 from .run import chaos, table
@@ -29,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=40.0, help="writes per second, all users (default 40)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--short", action="store_true", help="one fault of each kind only (as in make test)")
+    parser.add_argument("--recheck", metavar="COLLECTED", help="check a run's collected.json again (no stack)")
     args = parser.parse_args(argv)
+    if args.recheck:
+        data = Collected(**json.loads(Path(args.recheck).read_text()))
+        report = check(data)
+        print(json.dumps({"report": report.to_json(), "checker_proof": prove(data, report)}, indent=1, default=str))
+        return 0 if report.failures == 0 else 1
     plan = Plan(users=args.users, writes_per_second=args.rate, seconds=args.seconds, seed=args.seed)
 
     where = ports.chaos()

@@ -34,8 +34,8 @@ EXAMPLES = 5  # of each finding, to start a diagnosis from
 class Collected:
     """Everything a run gathered, as plain JSON-able data (so a copy can be planted with defects)."""
 
-    # One per request: user, function, action, status (0: no answer), t (s from the load's start),
-    # task_id and version of the answer's task (None when it has none).
+    # One per request: user, function, action, status (0: no answer), t and done (s from the load's
+    # start: sent, answered), task_id and version of the answer's task (None when it has none).
     calls: list[dict[str, Any]] = field(default_factory=list)
     # One per fault: kind, target, start, end (s from the load's start).
     faults: list[dict[str, Any]] = field(default_factory=list)
@@ -193,8 +193,9 @@ def _http(data: Collected, found: Any) -> dict[str, dict[str, Any]]:
     function (its process killed) or of the database (a restart): those are its unavailability, as long
     as they say so (no answer, 502, 503, 504). A 500 is a server error whenever it comes."""
     def excused(call: dict[str, Any]) -> bool:
+        sent, answered = call["t"], call.get("done", call["t"])  # a request sent just before still met it
         return call["status"] in UNAVAILABLE and any(
-            f["start"] <= call["t"] <= f["end"] + 2.0  # and the moment it takes to answer again
+            sent <= f["end"] + 2.0 and answered >= f["start"]  # and the moment it takes to answer again
                    for f in data.faults
                    if f["target"] in (call["function"], "postgres") and f["kind"] in ("kill", "restart", "relay"))
 

@@ -95,9 +95,9 @@ class Load:
             headers = {"Authorization": f"Bearer {self.tokens[user]}", **kwargs.pop("headers", {})}
             answer = await client.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
-            record["error"] = type(exc).__name__
+            record |= {"error": type(exc).__name__, "done": self.now()}
             return None
-        record["status"] = answer.status_code
+        record |= {"status": answer.status_code, "done": self.now()}
         if answer.status_code >= 500:
             record["error"] = answer.text[:200]
         return answer
