@@ -60,3 +60,10 @@ BENCH ?=
 bench: venv
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench $(BENCH)
+
+## chaos: a paced mixed load with every fault kind on the real stack, then the checker (not part of test);
+## CHAOS="--seconds 60 --users 10" to choose; writes chaos/results/<date>.json (docs/reliability.md)
+CHAOS ?=
+.PHONY: chaos
+chaos: venv
+	$(BIN)/python -m todo_dev.chaos $(CHAOS)

@@ -93,6 +93,12 @@ def bench() -> StackPorts:
                       smtp=_block(295), tracing=TracingPorts(*(_block(n) for n in range(296, 300))))
 
 
+def chaos() -> StackPorts:
+    """The stack of `make chaos`: the bench block, one of the two at a time (each refuses to start on
+    ports in use). The short chaos run of `make test` uses the system tests' stack."""
+    return bench()
+
+
 def bench_port(n: int) -> int:
     """The n-th spare port of the bench block (0-99)."""
     if not 0 <= n < 100:

@@ -134,6 +134,12 @@ class Stack:
     def start_kafka(self) -> None:
         self._script("kafka.sh", "start")
 
+    def stop_postgres(self) -> None:
+        self._script("postgres.sh", "stop")
+
+    def start_postgres(self) -> None:
+        self._script("postgres.sh", "start")
+
     def stop_engines(self) -> None:
         self._script("jaeger.sh", "stop")
         self._script("kafka.sh", "stop")
