@@ -55,3 +55,25 @@ def test_migrating_a_sqlite_database_keeps_its_tasks_and_retires_the_ids_it_used
         tags = conn.execute(text("SELECT count(*) FROM task_tags WHERE task_id = :id"), {"id": made[1].id})
         assert tags.scalar() == 0
     engine.dispose()
+
+
+def test_migrating_remembers_how_far_each_series_has_advanced(tmp_path: Path) -> None:
+    """0008 starts each series' last_occurrence from the instances it still has."""
+    engine = make_engine(base_settings(tmp_path))
+    upgrade(engine, "0007")
+    now = datetime.now(UTC).isoformat()
+    with engine.begin() as conn:
+        for series_id in (1, 2):
+            conn.execute(text("INSERT INTO task_series (id, user_id, rrule, anchor, timezone, dtstart, template, "
+                              "created_at) VALUES (:id, 'alice', 'FREQ=DAILY', 'schedule', 'UTC', :now, '{}', :now)"),
+                         {"id": series_id, "now": now})
+        for occurrence in (1, 2, 4):
+            conn.execute(text("INSERT INTO tasks (user_id, title, status, priority, tags, timezone, reminders, "
+                              "created_at, updated_at, version, series_id, occurrence) VALUES ('alice', 'x', "
+                              "'open', 1, '[]', 'UTC', '[]', :now, :now, 1, 1, :occurrence)"),
+                         {"now": now, "occurrence": occurrence})
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, last_occurrence FROM task_series ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [(1, 4), (2, 0)]
+    engine.dispose()

@@ -106,6 +106,21 @@ def test_deleting_one_instance_keeps_the_series_and_scope_series_ends_it(
         assert conn.execute(select(task_series.c.ended_at)).scalar_one() is not None
 
 
+def test_a_late_event_about_an_instance_deleted_after_its_successor_makes_no_second_successor(
+        alice: Api, runtime: Runtime) -> None:
+    """The sequence of a lagging on-task-event: instance 1 is completed (2 is made), then 1 is deleted, then
+    2 is deleted, and only then does the consumer see the deletes. Neither 1 nor 2 exists any more, so the
+    series must remember that it has made 2: the delete of 1 makes nothing, the delete of 2 makes 3."""
+    first = recurring(alice)
+    alice.post(f"/tasks/{first['id']}/complete")
+    settle(runtime)
+    [second] = open_tasks(alice)
+    assert alice.delete(f"/tasks/{first['id']}").status_code == 204
+    assert alice.delete(f"/tasks/{second['id']}").status_code == 204
+    settle(runtime)
+    assert [t["series"]["occurrence"] for t in open_tasks(alice)] == [3]
+
+
 @pytest.mark.parametrize(("scope", "next_title"), [("instance", "water the plants"), ("series", "water the garden")])
 def test_patch_scope_decides_whether_later_instances_follow(
         alice: Api, runtime: Runtime, scope: str, next_title: str) -> None:

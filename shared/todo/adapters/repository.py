@@ -100,14 +100,21 @@ class SqlTaskRepository:
         """The instance ``occurrence`` of ``series``, or None when it exists already."""
         try:
             with self.conn.begin_nested():
-                return self.add(series.user_id, series.instance_fields(due_at), now,
+                task = self.add(series.user_id, series.instance_fields(due_at), now,
                                 SeriesRef(series.id, occurrence))
         except IntegrityError:  # the unique (series_id, occurrence): another delivery made it first
             return None
+        self.conn.execute(update(task_series).where(task_series.c.id == series.id,
+                                                    task_series.c.last_occurrence < occurrence)
+                          .values(last_occurrence=occurrence))
+        return task
 
     def latest_occurrence(self, series_id: int) -> int:
-        stmt = select(func.max(tasks.c.occurrence)).where(tasks.c.series_id == series_id)
-        return int(self.conn.execute(stmt).scalar() or 0)
+        """The highest occurrence the series has made, whether or not that instance still exists."""
+        made = select(func.max(tasks.c.occurrence)).where(tasks.c.series_id == series_id).scalar_subquery()
+        remembered = select(task_series.c.last_occurrence).where(task_series.c.id == series_id).scalar_subquery()
+        row = self.conn.execute(select(func.coalesce(made, 0), func.coalesce(remembered, 0))).one()
+        return int(max(row))
 
     def remove(self, task: Task) -> None:
         self.conn.execute(delete(tasks).where(tasks.c.id == task.id, tasks.c.user_id == task.user_id))

@@ -97,6 +97,9 @@ task_series = Table(
     Column("template", Json, nullable=False),
     Column("ended_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The highest occurrence ever made, deleted instances included (migration 0008): deletes are hard,
+    # so the instances that still exist cannot say how far the series has advanced.
+    Column("last_occurrence", Integer, nullable=False, server_default="0"),
 )
 
 task_tags = Table(
