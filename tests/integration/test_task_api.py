@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from todo.adapters.tables import outbox, tasks
+from todo.runtime import Runtime
 
 from .conftest import Api
 
@@ -410,3 +412,18 @@ def test_every_function_answers_healthz_on_its_own(runtime: Any, function: str) 
 
     with TestClient(load_function(function, runtime)) as client:
         assert client.get("/healthz").json() == {"status": "ok", "function": function}
+
+
+def test_a_request_that_meets_an_unreachable_database_gets_503_with_retry_after(
+        alice: Api, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database restart is the moment, not the request: 503 and Retry-After, never a 500."""
+    def unreachable() -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"),
+                               connection_invalidated=True)
+
+    monkeypatch.setattr(runtime, "writing_uow", unreachable)
+    monkeypatch.setattr(runtime, "read_uow", unreachable)
+    for response in (alice.post("/tasks", json={"title": "x"}), alice.get("/tasks")):
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert response.headers["content-type"] == "application/problem+json"

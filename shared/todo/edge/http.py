@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .. import logs
+from ..adapters.failures import is_transient
 from ..domain.errors import InvalidTask, TaskNotFound, VersionMismatch
 from ..routes import HEALTH_PATH, NoRoute, Route, match, routes_of, ticks_of
 from ..runtime import Runtime
@@ -188,7 +189,11 @@ class HttpFunction(RuntimeBound):
             return invalid(exc.errors).response()
         except InvalidCursor as exc:
             return HttpProblem(400, "Bad cursor", str(exc)).response()
-        except Exception:
+        except Exception as exc:
+            if is_transient(exc):  # the database is restarting or unreachable: the moment, not the request
+                log.warning("database unavailable", exc_info=True)
+                return HttpProblem(503, "Service unavailable", "the database cannot be reached; retry shortly",
+                                   headers={"Retry-After": "1"}).response()
             log.exception("unhandled error")
             return HttpProblem(500, "Internal error", "the error was logged").response()
 
