@@ -22,7 +22,9 @@ pytestmark = pytest.mark.browser
 def test_the_page_and_its_assets_are_served_with_types_caching_and_the_policy(tab: Tab, server: Server) -> None:
     responses: dict[str, httpx.Headers] = {}
     tab.page.on("response", lambda r: responses.__setitem__(r.url, httpx.Headers(r.headers)))
-    tab.open("/")
+    # Chromium fetches the icon after the page is shown, so the test waits for that response itself.
+    with tab.page.expect_response(lambda r: r.url.endswith("/favicon.svg")):
+        tab.open("/")
     expect(tab.page.get_by_role("heading", name="Sign in")).to_be_visible()
     page = responses[server.url + "/"]
     assert page["content-type"] == "text/html; charset=utf-8" and page["cache-control"] == "no-cache"
