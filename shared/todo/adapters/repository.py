@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -31,6 +32,8 @@ from ..domain.durations import parse_duration
 from ..domain.errors import VersionMismatch
 from ..domain.recurrence import Recurrence, Schedule
 from ..domain.task import Priority, Reminder, Series, SeriesRef, Status, Task, TaskFields
+from ..domain.text import unstorable
+from ..limits import MAX_ID, int64_problem
 from ..service.queries import InvalidCursor, SortKey, TaskQuery, decode_cursor, encode_cursor
 from .tables import task_series, task_tags, tasks
 
@@ -269,13 +272,27 @@ def _parse_cursor_value(field: str, value: Any) -> Any:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
+        if parsed is not None and parsed.tzinfo is not None and _convertible(parsed):
             return parsed
-    elif (field == "title" and isinstance(value, str)) or (field in ("priority", "id") and type(value) is int):
-        return value
-    elif field == "relevance" and type(value) in (int, float):
+    elif field == "title" and isinstance(value, str):
+        if unstorable(value) is None:
+            return value
+    elif field in ("priority", "id"):
+        if int64_problem(value, -MAX_ID - 1, MAX_ID) is None:
+            return value
+    elif field == "relevance" and type(value) in (int, float) and math.isfinite(value):
         return float(value)
+    # A forged cursor is the caller's: whatever the driver could not bind (a NUL, 2^64, 1e400, year 0 in
+    # UTC) is refused here as 400, never reaches the query as a 500.
     raise InvalidCursor("the cursor is malformed")
+
+
+def _convertible(value: datetime) -> bool:
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
 
 
 def _fields_to_row(fields: TaskFields) -> dict[str, Any]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-_DURATION = re.compile(
-    r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+# Each number has at most as many digits as the largest duration allowed needs (366 days is 31,622,400
+# seconds): a longer one (P9999999999W) is refused by its form, before timedelta could overflow.
+DURATION_PATTERN = (
+    r"^P(?!$)(?:(?P<weeks>\d{1,6})W)?(?:(?P<days>\d{1,6})D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d{1,6})H)?(?:(?P<minutes>\d{1,8})M)?(?:(?P<seconds>\d{1,8})S)?)?$"
 )
+_DURATION = re.compile(DURATION_PATTERN)
 MAX_DURATION = timedelta(days=366)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .. import limits
 from ..domain.principal import Principal
 from ..settings import Settings
 
@@ -19,6 +20,7 @@ ROLES = frozenset({"user", "admin", "auditor"})
 HMAC_ALGORITHMS = ["HS256"]
 JWKS_ALGORITHMS = ["RS256", "ES256"]
 REQUIRED_CLAIMS = ["sub", "exp", "iat", "iss", "aud"]
+NUMERIC_CLAIMS = ("exp", "iat", "nbf")
 
 
 class Unauthorized(Exception):
@@ -68,8 +70,11 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("the token has expired") from exc
-        except (jwt.PyJWTError, ValueError) as exc:
+        except (jwt.PyJWTError, ValueError, OverflowError) as exc:  # OverflowError: int(1e400)
             raise Unauthorized(f"the token is not valid: {exc}") from exc
+        for name in NUMERIC_CLAIMS:
+            if name in claims and limits.int64_problem(claims[name], 0, limits.MAX_EPOCH) is not None:
+                raise Unauthorized(f"the token's {name!r} must be whole epoch seconds up to {limits.MAX_EPOCH}")
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject or len(subject) > 255:
             raise Unauthorized("the token's 'sub' must be a non-empty string")
@@ -79,8 +84,7 @@ class TokenVerifier:
 def _roles(value: Any) -> frozenset[str]:
     if value is None:
         return frozenset({"user"})
-    if isinstance(value, str):
-        value = value.split()
+    # A string is refused, not split: "admin" and ["admin"] must not both grant admin (found 7).
     if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
         raise Unauthorized("the token's 'roles' must be a list of strings")
     return frozenset(r for r in value if r in ROLES) | {"user"}

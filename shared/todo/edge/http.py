@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -20,13 +21,28 @@ from starlette.responses import Response
 from .. import logs
 from ..adapters.failures import is_transient
 from ..domain.errors import InvalidTask, TaskNotFound, VersionMismatch
+from ..limits import MAX_ID, MAX_ID_DIGITS, MAX_JSON_DEPTH
 from ..routes import HEALTH_PATH, NoRoute, Route, match, routes_of, ticks_of
 from ..runtime import Runtime
 from ..service.queries import InvalidCursor
 from ..service.tasks import Context
 from .auth import Principal, Unauthorized
 from .function import RuntimeBound
-from .problems import HttpProblem, field_errors, invalid, no_route
+from .problems import (
+    BAD_CURSOR,
+    FORBIDDEN,
+    MALFORMED_JSON,
+    NO_TASK,
+    STALE,
+    TOO_LARGE,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    UNSUPPORTED_TYPE,
+    HttpProblem,
+    field_errors,
+    invalid,
+    no_route,
+)
 from .threads import in_thread
 from .ticks import HANDLERS
 
@@ -71,24 +87,27 @@ class Call:
     def require_role(self, *roles: str) -> None:
         """403 unless the caller holds one of ``roles``."""
         if not any(self.user.has(role) for role in roles):
-            raise HttpProblem(403, "Forbidden", f"this needs the role {' or '.join(roles)}")
+            raise FORBIDDEN.problem(f"this needs the role {' or '.join(roles)}")
 
     def task_id(self) -> int:
         raw = self.params.get("id", "")
         # Not a number cannot name a task: the same 404 as someone else's task, nothing to learn.
-        if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        if not raw.isascii() or not raw.isdigit() or len(raw) > MAX_ID_DIGITS or int(raw) > MAX_ID:
             raise TaskNotFound(raw)
         return int(raw)
 
     def json(self) -> Any:
         content_type = self.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in JSON_TYPES:
-            raise HttpProblem(415, "Unsupported media type", f"send {' or '.join(JSON_TYPES)}",
-                              headers={"Accept-Patch": "application/merge-patch+json"})
+            raise UNSUPPORTED_TYPE.problem(f"send {' or '.join(JSON_TYPES)}",
+                                           headers={"Accept-Patch": "application/merge-patch+json"})
+        depth = json_depth(self.body)
+        if depth > MAX_JSON_DEPTH:
+            raise MALFORMED_JSON.problem(f"the body is nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise HttpProblem(400, "Malformed JSON", str(exc)) from exc
+            raise MALFORMED_JSON.problem(str(exc)) from exc
 
     def model(self, cls: type[M], data: Any = None) -> M:
         try:
@@ -113,6 +132,28 @@ class Call:
             if tag.isdigit():
                 versions.add(int(tag))
         return versions
+
+
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_depth(body: bytes, stop: int = MAX_JSON_DEPTH) -> int:
+    """How deep a JSON text nests (up to ``stop + 1``: it stops counting there), read before parsing it,
+    so that neither the parser nor anything that walks the value later recurses into a hostile body."""
+    if body.count(b"[") + body.count(b"{") <= stop:  # the usual body: too few brackets to matter
+        return 0
+    depth = deepest = 0
+    for token in _JSON_TOKEN.finditer(body):
+        char = token.group()[:1]
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop:
+                    return deepest
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return deepest
 
 
 Handler = Callable[[Call], Reply]
@@ -178,22 +219,22 @@ class HttpFunction(RuntimeBound):
             return problem.response()
         except Unauthorized as exc:
             challenge = "Bearer" + (f' error="{exc.error}"' if exc.error else "")
-            return HttpProblem(401, "Unauthorized", exc.detail, headers={"WWW-Authenticate": challenge}).response()
+            return UNAUTHORIZED.problem(exc.detail, headers={"WWW-Authenticate": challenge}).response()
         except TaskNotFound:
-            return HttpProblem(404, "Not found", "no such task").response()
+            return NO_TASK.problem("no such task").response()
         except VersionMismatch as exc:
             headers = {"ETag": f'"{exc.current}"'} if exc.current > 0 else {}
-            return HttpProblem(412, "Precondition failed", "the task has changed since you read it; "
-                               "read it again and retry", headers=headers).response()
+            return STALE.problem("the task has changed since you read it; read it again and retry",
+                                 headers=headers).response()
         except InvalidTask as exc:
             return invalid(exc.errors).response()
         except InvalidCursor as exc:
-            return HttpProblem(400, "Bad cursor", str(exc)).response()
+            return BAD_CURSOR.problem(str(exc)).response()
         except Exception as exc:
             if is_transient(exc):  # the database is restarting or unreachable: the moment, not the request
                 log.warning("database unavailable", exc_info=True)
-                return HttpProblem(503, "Service unavailable", "the database cannot be reached; retry shortly",
-                                   headers={"Retry-After": "1"}).response()
+                return UNAVAILABLE.problem("the database cannot be reached; retry shortly",
+                                           headers={"Retry-After": "1"}).response()
             log.exception("unhandled error")
             return HttpProblem(500, "Internal error", "the error was logged").response()
 
@@ -201,14 +242,14 @@ class HttpFunction(RuntimeBound):
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HttpProblem(413, "Request body too large", f"the limit is {limit} bytes")
+        raise TOO_LARGE.problem(f"the limit is {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise HttpProblem(413, "Request body too large", f"the limit is {limit} bytes")
+                raise TOO_LARGE.problem(f"the limit is {limit} bytes")
             chunks.append(chunk)
     except ClientDisconnect as exc:
         raise HttpProblem(400, "Client disconnected") from exc

@@ -8,8 +8,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from ..limits import MAX_ID
 from ..routes import ROUTES, Route
-from .problems import PROBLEM_TYPE
+from .problems import PROBLEM_TYPE, refusals_of
 from .schemas import Health, Problem
 
 
@@ -26,7 +27,7 @@ def _operation(route: Route) -> dict[str, Any]:
                            "x-function": route.function, "parameters": []}
     if "{id}" in route.path:
         out["parameters"].append({"name": "id", "in": "path", "required": True,
-                                  "schema": {"type": "integer", "minimum": 1}})
+                                  "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}})
     if route.query is not None:
         schema = route.query.model_json_schema()
         for name, prop in schema["properties"].items():
@@ -50,20 +51,10 @@ def _operation(route: Route) -> dict[str, Any]:
     responses: dict[str, Any] = {str(route.status): ok}
     if route.auth:
         out["security"] = [{"bearer": []}]
-        responses["401"] = _problem("Missing, expired or invalid token")
     if route.roles:
         out["description"] = f"Needs the role {' or '.join(route.roles)} in the token."
-        responses["403"] = _problem(f"The token has neither role {' nor '.join(route.roles)}")
-    if route.request is not None or route.query is not None:
-        responses["400"] = _problem("Malformed request")
-        responses["422"] = _problem("Invalid fields; `errors` lists each")
-    if route.request is not None:
-        responses["413"] = _problem("Body larger than 1 MiB")
-        responses["415"] = _problem("Unsupported content type")
-    if "{id}" in route.path:
-        responses["404"] = _problem("No such task for this user")
-    if route.conditional:
-        responses["412"] = _problem("If-Match names a version that is not the current one")
+    for status, refusals in sorted(refusals_of(route).items()):
+        responses[str(status)] = _problem("; ".join(r.description for r in refusals))
     out["responses"] = responses
     if not out["parameters"]:
         del out["parameters"]

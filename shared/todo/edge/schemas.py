@@ -7,12 +7,12 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from .. import limits as lim
 from ..domain.audit import Occurrence
 from ..domain.durations import parse_duration
 from ..domain.recurrence import MAX_RULE_LENGTH, Recurrence, normalize_rrule
@@ -34,15 +35,59 @@ from ..service.reminders import Triggered
 from ..service.series import InstanceClosed
 
 PriorityLabel = Literal["high", "medium", "low"]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+def _refuse(problem: str | None) -> None:
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def _zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Europe/Paris") from exc
+    _refuse(lim.zone_problem(name))
     return name
+
+
+def _line(text: str) -> str:
+    _refuse(lim.text_problem(text, multiline=False))
+    return text
+
+
+def _multiline(text: str) -> str:
+    _refuse(lim.text_problem(text, multiline=True))
+    return text
+
+
+def _date_time_text(value: Any) -> Any:
+    if isinstance(value, datetime):  # built in code, not parsed from a request
+        return value
+    _refuse(lim.date_time_text_problem(value))
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    _refuse(lim.instant_problem(value))
+    return value
+
+
+def _ecma(pattern: str) -> str:
+    """A Python pattern as JSON Schema's (ECMA 262) dialect writes it: without group names."""
+    return re.sub(r"\(\?P<\w+>", "(?:", pattern)
+
+
+# Every date-time a request carries: RFC 3339 text with an offset, inside the accepted range (todo.limits).
+Instant = Annotated[AwareDatetime, BeforeValidator(_date_time_text), AfterValidator(_in_range), Field(
+    description=f"RFC 3339 with an offset, from {lim.EARLIEST_INSTANT:%Y-%m-%d} to before "
+                f"{lim.LATEST_INSTANT:%Y-%m-%d}")]
+Line = Annotated[str, AfterValidator(_line), Field(json_schema_extra={"pattern": lim.LINE_PATTERN})]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=lim.MAX_TAG),
+                AfterValidator(_line), Field(json_schema_extra={"pattern": lim.LINE_PATTERN})]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=lim.MAX_TITLE),
+                  AfterValidator(_line), Field(json_schema_extra={"pattern": lim.LINE_PATTERN})]
+Description = Annotated[str, Field(max_length=lim.MAX_DESCRIPTION, json_schema_extra={"pattern": lim.TEXT_PATTERN}),
+                        AfterValidator(_multiline)]
+Duration = Annotated[str, Field(max_length=lim.MAX_DURATION_LENGTH,
+                                json_schema_extra={"pattern": _ecma(lim.DURATION_PATTERN)})]
+Id = Annotated[int, Field(ge=1, le=lim.MAX_ID)]
 
 
 def _tags(tags: list[str]) -> list[str]:
@@ -57,7 +102,7 @@ def _duration(text: str) -> str:
     return text
 
 
-TimeZoneName = Annotated[str, Field(max_length=64, examples=["Europe/Paris"]), AfterValidator(_zone)]
+TimeZoneName = Annotated[str, Field(max_length=lim.MAX_ZONE_NAME, examples=["Europe/Paris"]), AfterValidator(_zone)]
 
 
 class Model(BaseModel):
@@ -86,8 +131,8 @@ class RecurrenceIn(Strict):
 
 
 class ReminderIn(Strict):
-    before: Annotated[str | None, Field(examples=["PT15M"], description="ISO 8601 duration before due_at")] = None
-    at: AwareDatetime | None = None
+    before: Annotated[Duration | None, Field(examples=["PT15M"], description="ISO 8601 duration before due_at")] = None
+    at: Instant | None = None
 
     @field_validator("before")
     @classmethod
@@ -110,11 +155,11 @@ class ReminderIn(Strict):
 class TaskWrite(Strict):
     """A complete task as written: the body of POST, and the result of a merge patch."""
 
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-    description: Annotated[str, Field(max_length=20_000)] = ""
+    title: Title
+    description: Description = ""
     priority: PriorityLabel = "medium"
-    tags: Annotated[list[Tag], Field(max_length=200), AfterValidator(_tags)] = []
-    due_at: AwareDatetime | None = None
+    tags: Annotated[list[Tag], Field(max_length=lim.MAX_TAGS_GIVEN), AfterValidator(_tags)] = []
+    due_at: Instant | None = None
     timezone: TimeZoneName = "UTC"
     recurrence: RecurrenceIn | None = None
     reminders: Annotated[list[ReminderIn], Field(max_length=MAX_REMINDERS)] = []
@@ -135,12 +180,12 @@ class TaskWrite(Strict):
 class TaskPatch(Strict):
     """JSON merge patch (RFC 7396) of a task: present keys replace, ``null`` clears."""
 
-    title: str | None = None
-    description: str | None = None
+    title: Title | None = None
+    description: Description | None = None
     priority: PriorityLabel | None = None
-    tags: list[str] | None = None
-    due_at: AwareDatetime | None = None
-    timezone: str | None = None
+    tags: Annotated[list[Tag], Field(max_length=lim.MAX_TAGS_GIVEN)] | None = None
+    due_at: Instant | None = None
+    timezone: TimeZoneName | None = None
     recurrence: dict[str, Any] | None = None
     reminders: list[dict[str, Any]] | None = None
     status: Literal["open", "completed"] | None = None
@@ -220,19 +265,21 @@ def _comma(value: str | None) -> list[str]:
 class ListQueryIn(Strict):
     """Query parameters of ``GET /tasks``."""
 
-    q: Annotated[str | None, Field(min_length=1, max_length=500, description="Full-text search, ranked")] = None
+    q: Annotated[Line | None, Field(min_length=1, max_length=lim.MAX_QUERY_TEXT,
+                                    description="Full-text search, ranked")] = None
     status: Literal["open", "completed", "all"] = "open"
-    priority: Annotated[str | None, Field(description="Comma list of high, medium, low")] = None
-    tags: Annotated[str | None, Field(description="Comma list of tags")] = None
+    priority: Annotated[str | None, Field(max_length=100, description="Comma list of high, medium, low")] = None
+    tags: Annotated[Line | None, Field(max_length=lim.MAX_TAGS * (lim.MAX_TAG + 1),
+                                       description="Comma list of tags")] = None
     tag_mode: Literal["all", "any"] = "all"
-    due_before: AwareDatetime | None = None
-    due_after: AwareDatetime | None = None
+    due_before: Instant | None = None
+    due_after: Instant | None = None
     overdue: bool = False
-    sort: Annotated[str | None, Field(description=(
+    sort: Annotated[str | None, Field(max_length=200, description=(
         "Comma list of due_at, priority, created_at, updated_at, title; '-' for descending. "
         "Default due_at,-priority; best match first with q"))] = None
-    limit: Annotated[int, Field(ge=1, le=200)] = 50
-    cursor: Annotated[str | None, Field(max_length=2000)] = None
+    limit: Annotated[int, Field(ge=1, le=lim.MAX_PAGE)] = 50
+    cursor: Annotated[str | None, Field(max_length=lim.MAX_CURSOR)] = None
 
     @field_validator("priority")
     @classmethod
@@ -273,8 +320,8 @@ class ListQueryIn(Strict):
 
 # -- the audit trail ------------------------------------------------------------------------------
 
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-TaskId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=lim.MAX_USER_ID)]
+TaskId = Annotated[int, Field(strict=True, ge=1, le=lim.MAX_ID)]
 
 
 class TaskEventData(Model):
@@ -368,19 +415,19 @@ class HistoryQueryIn(Strict):
     """Query parameters of ``GET /tasks/{id}/history``."""
 
     limit: Annotated[int, Field(ge=1, le=MAX_AUDIT_LIMIT)] = MAX_AUDIT_LIMIT
-    cursor: Annotated[str | None, Field(max_length=200)] = None
+    cursor: Annotated[str | None, Field(max_length=lim.MAX_AUDIT_CURSOR)] = None
 
 
 class AuditQueryIn(Strict):
     """Query parameters of ``GET /audit``: entries in append (``seq``) order."""
 
-    user_id: Annotated[str | None, Field(min_length=1, max_length=255, description="The actor")] = None
-    task_id: Annotated[int | None, Field(ge=1)] = None
-    action: Annotated[str | None, Field(min_length=1, max_length=100, examples=["task.deleted"])] = None
-    since: Annotated[AwareDatetime | None, Field(description="occurred_at at or after (RFC 3339)")] = None
-    until: Annotated[AwareDatetime | None, Field(description="occurred_at before (RFC 3339)")] = None
+    user_id: Annotated[Line | None, Field(min_length=1, max_length=lim.MAX_USER_ID, description="The actor")] = None
+    task_id: Id | None = None
+    action: Annotated[Line | None, Field(min_length=1, max_length=lim.MAX_ACTION, examples=["task.deleted"])] = None
+    since: Annotated[Instant | None, Field(description="occurred_at at or after (RFC 3339)")] = None
+    until: Annotated[Instant | None, Field(description="occurred_at before (RFC 3339)")] = None
     limit: Annotated[int, Field(ge=1, le=MAX_AUDIT_LIMIT)] = 50
-    cursor: Annotated[str | None, Field(max_length=200)] = None
+    cursor: Annotated[str | None, Field(max_length=lim.MAX_AUDIT_CURSOR)] = None
 
     def to_query(self) -> AuditQuery:
         return AuditQuery(actor=self.user_id, task_id=self.task_id, action=self.action, since=self.since,
@@ -422,7 +469,7 @@ def closed_instance(event_id: str, source: str, event_type: str, data: Any) -> I
 
 # -- reminders and notifications -----------------------------------------------------------------
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}$")
+_EMAIL = re.compile(lim.EMAIL_PATTERN)
 _WEBHOOK_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")
 
 
@@ -440,13 +487,15 @@ class WebhookIn(Strict):
 
 class NotificationSettingsIn(Strict):
     in_app: bool = True
-    email: Annotated[str | None, Field(max_length=320)] = None
+    email: Annotated[str | None, Field(max_length=lim.MAX_EMAIL,
+                                       json_schema_extra={"pattern": lim.EMAIL_PATTERN})] = None
     webhooks: Annotated[list[WebhookIn], Field(max_length=5)] = []
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.match(value):
+        # fullmatch: a pattern's $ also matches before a final newline, which must not pass (found 7).
+        if value is not None and not _EMAIL.fullmatch(value):
             raise ValueError("not an email address")
         return value
 
@@ -475,8 +524,8 @@ class SnoozeIn(Strict):
     """Remind again ``for`` a while from now, or ``until`` an instant."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    for_: Annotated[str | None, Field(alias="for", examples=["PT10M"])] = None
-    until: AwareDatetime | None = None
+    for_: Annotated[Duration | None, Field(alias="for", examples=["PT10M"])] = None
+    until: Instant | None = None
 
     @field_validator("for_")
     @classmethod
@@ -530,8 +579,8 @@ def triggered_reminder(event_type: str, data: Any) -> Triggered | None:
 class ChangesQueryIn(Strict):
     """Query parameters of ``GET /changes``."""
 
-    since: Annotated[int, Field(ge=0, le=2**62, description="The last seq you saw (0: from the start)")] = 0
-    limit: Annotated[int, Field(ge=1, le=500)] = 100
+    since: Annotated[int, Field(ge=0, le=lim.MAX_SEQ, description="The last seq you saw (0: from the start)")] = 0
+    limit: Annotated[int, Field(ge=1, le=lim.MAX_CHANGES_PAGE)] = 100
 
 
 class PushMessage(Model):

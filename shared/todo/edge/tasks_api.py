@@ -12,7 +12,7 @@ from ..domain.errors import FieldError
 from ..domain.task import Status, Task
 from ..service.tasks import Change
 from .http import Reply
-from .problems import HttpProblem, field_errors, invalid
+from .problems import MALFORMED_JSON, field_errors, invalid
 from .schemas import TaskPatch, TaskWrite
 
 WRITABLE = tuple(TaskWrite.model_fields)
@@ -41,7 +41,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 def patch_change(patch: Any, now: datetime) -> Change:
     """The change a merge patch asks for, validated as a whole task before anything is written."""
     if not isinstance(patch, dict):
-        raise HttpProblem(400, "Malformed merge patch", "the body must be a JSON object")
+        raise MALFORMED_JSON.problem("a merge patch must be a JSON object")
     unknown = [k for k in patch if k not in TaskPatch.model_fields]
     if unknown:
         raise invalid([FieldError(k, "unknown or read-only field") for k in unknown])

@@ -12,6 +12,7 @@ from typing import Protocol, Self
 from ..domain import audit
 from ..domain.audit import AuditEntry, ChainHead, Occurrence, Unreadable, Verification
 from ..domain.errors import TaskNotFound
+from ..limits import int64_problem
 from .queries import InvalidCursor, decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,6 @@ def _page(store: AuditStore, query: AuditQuery) -> tuple[list[AuditEntry], str |
 
 def _after_seq(cursor: str) -> int:
     after = decode_cursor(cursor).get("after")
-    if type(after) is not int or after < 0:
+    if type(after) is not int or int64_problem(after) is not None:  # beyond 64 bits no driver binds it
         raise InvalidCursor("the cursor is malformed")
     return after
