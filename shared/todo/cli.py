@@ -84,20 +84,23 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         import uvicorn
 
+        from .edge.transport import ProblemH11Protocol
         from .gateway import build_app
         from .runtime import Runtime
 
         port = args.port or settings.port
         app = build_app(Runtime(settings))
-        uvicorn.run(app, host=args.host, port=port, log_config=None, access_log=False)
+        uvicorn.run(app, host=args.host, port=port, log_config=None, access_log=False, http=ProblemH11Protocol)
         return 0
     if args.command == "proxy":
         import uvicorn
 
+        from .edge.transport import ProblemH11Protocol
         from .proxy import build_proxy_app
 
         upstreams = dict(item.split("=", 1) for item in args.upstream)
-        uvicorn.run(build_proxy_app(upstreams), host=args.host, port=args.port, log_config=None, access_log=False)
+        uvicorn.run(build_proxy_app(upstreams), host=args.host, port=args.port, log_config=None, access_log=False,
+                    http=ProblemH11Protocol)
         return 0
     if args.command == "audit":
         return _audit(args)

@@ -20,12 +20,13 @@ from functions_framework._function_registry import load_function_module
 from functions_framework.aio import create_asgi_app_from_module
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .adapters.publishers import Subscriber, asgi_post
+from .edge import problems
 from .edge.dev_sign_in import dev_sign_in_routes
 from .edge.function import bind_module
 from .edge.problems import no_route
@@ -114,8 +115,8 @@ def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR, web_dir: Pa
               if any(f in apps for f in tick.functions)]
     ticker = Ticker([(tick, apps[function]) for tick, function in ticked])
 
-    async def health(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "function": "gateway"})
+    async def health(request: Request) -> Response:
+        return problems.health("gateway", request.method)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -130,6 +131,7 @@ def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR, web_dir: Pa
 
     # The developer sign-in only where the server signs with its own generated secret (see its module).
     sign_in = dev_sign_in_routes(runtime.base_settings)
-    routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), *web_routes(web_dir, dev_sign_in=bool(sign_in)),
+    routes = [StarletteRoute(HEALTH_PATH, health, methods=problems.EVERY_METHOD),
+              *web_routes(web_dir, dev_sign_in=bool(sign_in)),
               *sign_in, Mount("", app=Dispatcher(apps))]
     return Starlette(routes=routes, lifespan=lifespan)

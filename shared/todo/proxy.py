@@ -26,12 +26,13 @@ from pathlib import Path
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.routing import Route as StarletteRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from .edge import problems
 from .edge.problems import HttpProblem, no_route
 from .edge.static import WEB_DIR, web_routes
 from .routes import HEALTH_PATH, WS_FUNCTION, WS_PATH, NoRoute, match
@@ -55,8 +56,8 @@ def build_proxy_app(upstreams: dict[str, str], web_dir: Path = WEB_DIR) -> Starl
     limits = httpx.Limits(max_keepalive_connections=32, keepalive_expiry=KEEPALIVE_EXPIRY)
     client = httpx.AsyncClient(timeout=60.0, limits=limits)
 
-    async def health(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "function": "gateway"})
+    async def health(request: Request) -> Response:
+        return problems.health("gateway", request.method)
 
     async def forward(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -86,7 +87,8 @@ def build_proxy_app(upstreams: dict[str, str], web_dir: Path = WEB_DIR) -> Starl
             await client.aclose()
 
     # The web client at / (todo.edge.static), then the route table; never a developer sign-in here.
-    routes = [StarletteRoute(HEALTH_PATH, health, methods=["GET"]), *web_routes(web_dir), Mount("", app=forward)]
+    routes = [StarletteRoute(HEALTH_PATH, health, methods=problems.EVERY_METHOD),
+              *web_routes(web_dir), Mount("", app=forward)]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

@@ -40,6 +40,7 @@ from .problems import (
     UNSUPPORTED_TYPE,
     HttpProblem,
     field_errors,
+    health,
     invalid,
     no_route,
 )
@@ -185,7 +186,7 @@ class HttpFunction(RuntimeBound):
     async def _serve(self, request: Request) -> Response:
         path = request.url.path
         if path == HEALTH_PATH:
-            return Reply({"status": "ok", "function": self.name}).response()
+            return health(self.name, request.method)
         tick = self.ticks.get(path)
         if tick is not None and request.method in ("POST", "OPTIONS"):
             # daprd's cron binding: OPTIONS once at start-up, then a POST with an empty body per tick.

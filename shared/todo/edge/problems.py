@@ -117,3 +117,14 @@ def no_route(exc: NoRoute, path: str) -> HttpProblem:
     if exc.allowed:
         return HttpProblem(405, "Method not allowed", headers={"Allow": ", ".join(exc.allowed)})
     return HttpProblem(404, "Not found", f"no resource at {path}")
+
+
+# Starlette answers a route's other methods itself, in plain text: the health route takes them all.
+EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+
+
+def health(function: str, method: str) -> Response:
+    """``/healthz``: the liveness answer to GET and HEAD, 405 to any other method (as every path answers)."""
+    if method not in ("GET", "HEAD"):
+        return HttpProblem(405, "Method not allowed", headers={"Allow": "GET, HEAD"}).response()
+    return Response(json.dumps({"status": "ok", "function": function}), media_type="application/json")

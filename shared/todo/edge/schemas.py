@@ -15,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     TypeAdapter,
     field_validator,
@@ -486,7 +487,7 @@ class WebhookIn(Strict):
 
 
 class NotificationSettingsIn(Strict):
-    in_app: bool = True
+    in_app: StrictBool = True  # JSON's true or false: 0 and "yes" are no booleans
     email: Annotated[str | None, Field(max_length=lim.MAX_EMAIL,
                                        json_schema_extra={"pattern": lim.EMAIL_PATTERN})] = None
     webhooks: Annotated[list[WebhookIn], Field(max_length=5)] = []
