@@ -19,8 +19,6 @@ from typing import Any
 from functions_framework._function_registry import load_function_module
 from functions_framework.aio import create_asgi_app_from_module
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.routing import Route as StarletteRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -115,9 +113,6 @@ def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR, web_dir: Pa
               if any(f in apps for f in tick.functions)]
     ticker = Ticker([(tick, apps[function]) for tick, function in ticked])
 
-    async def health(request: Request) -> Response:
-        return problems.health("gateway", request.method)
-
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         runtime.start_relay()  # also sweeps what a previous run committed but did not publish
@@ -131,7 +126,7 @@ def build_app(runtime: Runtime, functions_dir: Path = FUNCTIONS_DIR, web_dir: Pa
 
     # The developer sign-in only where the server signs with its own generated secret (see its module).
     sign_in = dev_sign_in_routes(runtime.base_settings)
-    routes = [StarletteRoute(HEALTH_PATH, health, methods=problems.EVERY_METHOD),
+    routes = [StarletteRoute(HEALTH_PATH, problems.Health("gateway")),
               *web_routes(web_dir, dev_sign_in=bool(sign_in)),
               *sign_in, Mount("", app=Dispatcher(apps))]
     return Starlette(routes=routes, lifespan=lifespan)

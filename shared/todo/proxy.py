@@ -56,9 +56,6 @@ def build_proxy_app(upstreams: dict[str, str], web_dir: Path = WEB_DIR) -> Starl
     limits = httpx.Limits(max_keepalive_connections=32, keepalive_expiry=KEEPALIVE_EXPIRY)
     client = httpx.AsyncClient(timeout=60.0, limits=limits)
 
-    async def health(request: Request) -> Response:
-        return problems.health("gateway", request.method)
-
     async def forward(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await _websocket(WebSocket(scope, receive, send), upstreams)
@@ -87,7 +84,7 @@ def build_proxy_app(upstreams: dict[str, str], web_dir: Path = WEB_DIR) -> Starl
             await client.aclose()
 
     # The web client at / (todo.edge.static), then the route table; never a developer sign-in here.
-    routes = [StarletteRoute(HEALTH_PATH, health, methods=problems.EVERY_METHOD),
+    routes = [StarletteRoute(HEALTH_PATH, problems.Health("gateway")),
               *web_routes(web_dir), Mount("", app=forward)]
     return Starlette(routes=routes, lifespan=lifespan)
 

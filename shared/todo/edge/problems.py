@@ -119,8 +119,15 @@ def no_route(exc: NoRoute, path: str) -> HttpProblem:
     return HttpProblem(404, "Not found", f"no resource at {path}")
 
 
-# Starlette answers a route's other methods itself, in plain text: the health route takes them all.
-EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+class Health:
+    """The ``/healthz`` endpoint of a Starlette app. An ASGI app, not a function: Starlette then passes it
+    every method, where it would answer those a function route does not list itself, in plain text."""
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await health(self.function, scope["method"])(scope, receive, send)
 
 
 def health(function: str, method: str) -> Response:
