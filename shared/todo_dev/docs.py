@@ -1,6 +1,7 @@
-"""The tables of docs/ that the code already states: the variables (todo.settings) and the routes
-(todo.routes). ``python -m todo_dev.docs`` writes each between its markers; ``--check`` lists the stale
-ones, and tests/docs fails while one is stale, so a new setting or route cannot go undocumented.
+"""The tables of docs/ that the code already states: the variables (todo.settings), the routes
+(todo.routes), the accepted ranges (todo.limits) and the problems the edge answers (todo.edge.problems).
+``python -m todo_dev.docs`` writes each between its markers; ``--check`` lists the stale ones, and
+tests/docs fails while one is stale, so a new setting, route, limit or problem cannot go undocumented.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from todo.edge.problems import REFUSALS
+from todo.limits import TABLE as LIMITS
 from todo.routes import ROUTES
 from todo.settings import variables
 
@@ -33,6 +36,19 @@ def routes_table() -> str:
         needs = " or ".join(f"`{r}`" for r in route.roles) if route.roles else ("a token" if route.auth else "—")
         rows.append(f"| `{route.method} {route.path}` | {route.function} | {_cell(route.summary)} | {route.status} "
                     f"| {needs} |")
+    return "\n".join(rows)
+
+
+def limits_table() -> str:
+    rows = ["| input | accepted |", "|---|---|"]
+    rows += [f"| {_cell(limit.what)} | {_cell(limit.accepted)} |" for limit in LIMITS]
+    return "\n".join(rows)
+
+
+def problems_table() -> str:
+    rows = ["| status | title | when |", "|---|---|---|"]
+    rows += [f"| {r.status} | {_cell(r.title)} | {_cell(r.description)} |"
+             for r in sorted(REFUSALS, key=lambda r: r.status)]
     return "\n".join(rows)
 
 
@@ -72,6 +88,8 @@ class Table:
 TABLES: tuple[Table, ...] = (
     Table("variables", "docs/configuration.md", variables_table, "shared/todo/settings.py"),
     Table("routes", "docs/api.md", routes_table, "shared/todo/routes.py"),
+    Table("problems", "docs/api.md", problems_table, "shared/todo/edge/problems.py"),
+    Table("limits", "docs/limits.md", limits_table, "shared/todo/limits.py"),
 )
 
 

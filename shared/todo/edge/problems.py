@@ -47,6 +47,9 @@ UNAUTHORIZED = Refusal(401, "Unauthorized", "Missing, expired or invalid token",
 FORBIDDEN = Refusal(403, "Forbidden", "The token has none of the roles the operation needs", lambda r: bool(r.roles))
 NO_TASK = Refusal(404, "Not found", "No such task for this user (any id that is not one of yours)",
                   lambda r: "{id}" in r.path)
+# Answered for a method no route has at a path that exists, so no operation of the document lists it.
+WRONG_METHOD = Refusal(405, "Method not allowed", "The path exists, the method does not (`Allow` lists those "
+                       "that do)", lambda r: False)
 STALE = Refusal(412, "Precondition failed", "If-Match names a version that is not the current one",
                 lambda r: r.conditional)
 TOO_LARGE = Refusal(413, "Request body too large", "Body larger than TODO_MAX_BODY_BYTES (1 MiB)",
@@ -63,8 +66,8 @@ HEAD_TOO_LARGE = Refusal(431, "Request header fields too large",
 # Not the request but the moment (todo.adapters.failures.is_transient): a client retries after Retry-After.
 UNAVAILABLE = Refusal(503, "Service unavailable", "The database cannot be reached at this moment; retry after "
                       "`Retry-After` seconds", lambda r: True)
-REFUSALS: tuple[Refusal, ...] = (MALFORMED_JSON, BAD_CURSOR, UNAUTHORIZED, FORBIDDEN, NO_TASK, STALE, TOO_LARGE,
-                                 UNSUPPORTED_TYPE, INVALID, HEAD_TOO_LARGE, UNAVAILABLE)
+REFUSALS: tuple[Refusal, ...] = (MALFORMED_JSON, BAD_CURSOR, UNAUTHORIZED, FORBIDDEN, NO_TASK, WRONG_METHOD, STALE,
+                                 TOO_LARGE, UNSUPPORTED_TYPE, INVALID, HEAD_TOO_LARGE, UNAVAILABLE)
 
 
 def refusals_of(route: Route) -> dict[int, list[Refusal]]:
@@ -115,7 +118,7 @@ def invalid(errors: list[FieldError], title: str = INVALID.title) -> HttpProblem
 def no_route(exc: NoRoute, path: str) -> HttpProblem:
     """405 with ``Allow`` when the path exists under other methods, else 404."""
     if exc.allowed:
-        return HttpProblem(405, "Method not allowed", headers={"Allow": ", ".join(exc.allowed)})
+        return WRONG_METHOD.problem(headers={"Allow": ", ".join(exc.allowed)})
     return HttpProblem(404, "Not found", f"no resource at {path}")
 
 
