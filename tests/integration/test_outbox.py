@@ -67,10 +67,17 @@ def test_each_change_writes_one_cloudevent_with_the_seed_payload(alice: Api, eng
         assert event["subject"] == str(task["id"])
         assert event["datacontenttype"] == "application/json"
         assert uuid.UUID(event["id"])
-        assert set(event["data"]) == {"event_type", "task_id", "task_data", "user_id", "timestamp"}
+        told = {"changes"} if event["data"]["event_type"] in ("updated", "completed") else set()
+        assert set(event["data"]) == {"event_type", "task_id", "task_data", "user_id", "timestamp"} | told
         assert event["data"]["user_id"] == "alice" and event["data"]["task_id"] == task["id"]
     assert events[1]["data"]["task_data"]["title"] == "t2"
     assert events[2]["data"]["task_data"]["status"] == "completed"
+    # What each change changed, as its writer saw it: a consumer needs no earlier event to know.
+    assert [e["data"]["task_data"]["version"] for e in events] == [1, 2, 3, 4, 4]
+    assert events[1]["data"]["changes"]["title"] == {"from": "t", "to": "t2"}
+    assert events[2]["data"]["changes"]["status"] == {"from": "open", "to": "completed"}
+    assert events[3]["data"]["changes"]["status"] == {"from": "completed", "to": "open"}
+    assert set(events[3]["data"]["changes"]) == {"status", "completed_at", "updated_at", "version"}
     assert len({e["id"] for e in events}) == 5
     assert {r.topic for r in rows(engine)} == {"task-events"}
     assert {r.partition_key for r in rows(engine)} == {"alice"}
