@@ -266,6 +266,10 @@ POISON = {
         **task_event("created")["data"], "task_data": {"id": 1, "title": "half \ud800 a pair"}}),
     "event id longer than any column": _with(task_event("created"), id="x" * 256),
     "task id beyond 64 bits": _with(task_event("created"), data={**task_event("created")["data"], "task_id": 2**63}),
+    "changes not from and to": _with(task_event("updated"), data={**task_event("updated")["data"],
+                                                                  "changes": {"title": "paid"}}),
+    "task version not a number": _with(task_event("updated"), data={
+        **task_event("updated")["data"], "task_data": {**task_event("updated")["data"]["task_data"], "version": "2"}}),
 }
 
 

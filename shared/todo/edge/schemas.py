@@ -278,6 +278,8 @@ TaskId = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
 
 
 class FieldChange(Model):
+    """One field of ``data.changes``: its value before and after the change (null when absent)."""
+
     from_: Any = Field(alias="from")
     to: Any
 
