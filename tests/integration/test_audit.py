@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,11 +23,13 @@ from todo.adapters.audit_store import SqlAuditStore, SqlAuditUnitOfWork
 from todo.adapters.dead_letters import SqlDeadLetters
 from todo.adapters.tables import AUDIT_TABLES, audit_chain_head, audit_log, outbox
 from todo.domain.audit import AuditEntry, Occurrence
-from todo.domain.task import Status, Task, TaskEvent, TaskFields, iso
+from todo.domain.task import Reminder, Status, Task, TaskEvent, TaskFields, iso
 from todo.gateway import load_function
 from todo.runtime import Runtime
 from todo.service import audit
+from todo.service import tasks as tasks_service
 from todo.service.events import task_cloud_event
+from todo.service.tasks import Context
 from todo.settings import Settings, get_settings
 
 from .conftest import Api
@@ -262,6 +266,10 @@ POISON = {
         **task_event("created")["data"], "task_data": {"id": 1, "title": "half \ud800 a pair"}}),
     "event id longer than any column": _with(task_event("created"), id="x" * 256),
     "task id beyond 64 bits": _with(task_event("created"), data={**task_event("created")["data"], "task_id": 2**63}),
+    "changes not from and to": _with(task_event("updated"), data={**task_event("updated")["data"],
+                                                                  "changes": {"title": "paid"}}),
+    "task version not a number": _with(task_event("updated"), data={
+        **task_event("updated")["data"], "task_data": {**task_event("updated")["data"]["task_data"], "version": "2"}}),
 }
 
 
@@ -533,3 +541,71 @@ def test_the_audit_listing_filters_and_pages_by_seq(sink: TestClient, auditor: A
                    {"task_id": "x"}, {"colour": "red"}):
         assert auditor.get("/audit", params=params).status_code == 422, params
     assert auditor.get("/audit", params={"cursor": "not a cursor"}).status_code == 400
+
+
+# -- arrival order is not commit order ------------------------------------------------------------
+
+
+def lifecycle(runtime: Runtime, engine: Engine, title: str) -> list[dict[str, Any]]:
+    """A task's life as the writers commit it, at fixed times: created with a reminder (v1), retitled
+    (v2), completed (v3), retitled while completed (v4), deleted (v4). Its events as the outbox holds them,
+    in commit order, from both audited topics; nothing is delivered yet."""
+    def ctx(hours: int) -> Context:
+        return Context("alice", "update-task", T0 + timedelta(hours=hours))
+
+    def retitle(to: str, hours: int) -> Callable[[Task], Task]:
+        return lambda task: task.revise(replace(task.fields, title=to), ctx(hours).now)
+
+    fields = TaskFields(title=title, due_at=T0 + timedelta(days=2), reminders=(Reminder(before=timedelta(hours=1)),))
+    with engine.connect() as conn:
+        after = conn.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one()
+    task_id = tasks_service.create_task(runtime.uow(), ctx(0), fields).id
+    tasks_service.change_task(runtime.uow(), ctx(1), task_id, retitle(f"{title}, signed", 1))
+    tasks_service.change_task(runtime.uow(), ctx(2), task_id, lambda task: task.complete(ctx(2).now))
+    tasks_service.change_task(runtime.uow(), ctx(3), task_id, retitle(f"{title}, signed twice", 3))
+    tasks_service.delete_task(runtime.uow(), ctx(4), task_id)
+    with engine.connect() as conn:
+        return [json.loads(row.payload) for row in conn.execute(
+            select(outbox.c.payload).where(outbox.c.id > after, outbox.c.topic.in_(["task-events", "reminders"]))
+            .order_by(outbox.c.id))]
+
+
+def told(history: list[dict[str, Any]], task_id: int) -> list[tuple[Any, ...]]:
+    """What a history says, without what differs between two tasks or two deliveries."""
+    def same(value: Any) -> Any:
+        return json.loads(json.dumps(value).replace(f'"id": {task_id}', '"id": "<task>"'))
+
+    return [(e["action"], same(e["changes"]), same(e["state"]), e["occurred_at"]) for e in history]
+
+
+def test_a_tasks_history_says_the_same_whatever_order_its_events_arrive_in(
+        runtime: Runtime, engine: Engine, sink: TestClient, alice: Api) -> None:
+    """Issue 11, defect 2: a broker restart delivered a task's events out of commit order, and the trail
+    recorded a deletion before the creation, a reopen that never happened and a second completion."""
+    arrivals = {"in order": lambda events: events, "reversed": lambda events: events[::-1],
+                "shuffled": lambda events: random.Random(11).sample(events, len(events))}
+    histories = {}
+    for name, order in arrivals.items():
+        events = lifecycle(runtime, engine, "sign the lease")
+        assert [e["type"].split(".")[2:4] for e in events][:3] == [["task", "created"], ["reminder", "scheduled"],
+                                                                   ["task", "updated"]]
+        for event in order(events):
+            deliver(sink, event)
+        task_id = events[0]["data"]["task_id"]
+        response = alice.get(f"/tasks/{task_id}/history")
+        assert response.status_code == 200, response.text
+        histories[name] = told(response.json()["items"], task_id)
+        pages, cursor = [], ""
+        while cursor is not None:  # pages of two, from cursor to cursor, read the same in the same order
+            page = alice.get(f"/tasks/{task_id}/history", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+            pages += page.json()["items"]
+            cursor = page.json()["next_cursor"]
+        assert told(pages, task_id) == histories[name]
+    in_order = histories["in order"]
+    assert [action for action, *_ in in_order] == ["task.created", "reminder.scheduled", "task.updated",
+                                                   "task.completed", "task.updated", "task.deleted"]
+    assert in_order[4][1]["title"] == {"from": "sign the lease, signed", "to": "sign the lease, signed twice"}
+    assert "status" not in in_order[4][1]  # retitled while completed: no reopen
+    assert histories["reversed"] == in_order
+    assert histories["shuffled"] == in_order
+    assert verified(engine)["ok"]

@@ -17,15 +17,13 @@ pytestmark = pytest.mark.system
 # The load, the faults and the settling (a consumer that was killed catches up after its backoff) take
 # three to five minutes on two cores.
 @pytest.mark.timeout(900)
-def test_under_one_fault_of_each_kind_nothing_is_lost_or_duplicated_and_sockets_keep_their_order(stack: Stack) -> None:
+def test_under_one_fault_of_each_kind_nothing_is_lost_duplicated_or_out_of_order(stack: Stack) -> None:
     outcome = chaos(stack, Plan(users=10, writes_per_second=20.0, seconds=60.0), short())
     print(table(outcome))
     assert outcome.proven, f"the checker missed a planted defect: {outcome.proof}"
     assert not outcome.fault_errors, outcome.fault_errors
     assert outcome.settled_after is not None, f"never settled: {outcome.last_lag}\n{table(outcome)}"
     report = outcome.report
-    # Issue 11's defect 2 is open: audit-sink appends a task's changes in arrival order, which a broker
-    # restart can make differ from commit order (docs/reliability.md). Its count is printed above and
-    # kept in the results; every other promise is asserted.
-    assert report.failures - report.reordered["trail"] == 0, f"{table(outcome)}\n{report.examples}"
+    # Every promise, the trail's order included (issue 11's defect 2): lost, duplicated, reordered, unpublished.
+    assert report.failures == 0, f"{table(outcome)}\n{report.examples}"
     assert report.server_errors == 0, f"{table(outcome)}\n{report.examples}"

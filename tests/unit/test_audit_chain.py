@@ -22,7 +22,8 @@ from todo.domain.audit import (
     append,
     changes_of,
     diff,
-    known_state,
+    state_before,
+    trail_position,
     verify,
 )
 from todo.service import audit as service
@@ -63,7 +64,7 @@ def test_the_first_entry_links_to_64_zeros_and_hashes_prev_hash_plus_canonical_j
     assert " " not in canonical.replace("pay rent", "")
     stored = json.loads(canonical)
     assert list(stored) == sorted(stored)
-    assert set(stored) == set(entry.to_json()) - {"hash"}
+    assert set(stored) == set(entry.to_json()) - {"hash", "task_version"}  # no version: hashed as before
     assert entry.hash == hashlib.sha256(("0" * 64 + canonical).encode()).hexdigest()
 
 
@@ -78,6 +79,17 @@ def test_the_canonical_form_is_pinned_by_a_known_hash() -> None:
         '"state":{"id":7,"status":"open","tags":[],"title":"pay rent","version":1},"task_id":7}'
     )
     assert entry.hash == "319db458a908b9d5630d41f4459538e9f34ccb7cb1d60da49c1dedae741a8123"
+
+
+def test_an_entry_with_a_task_version_hashes_it_and_one_without_hashes_as_entries_always_did() -> None:
+    without = append(ChainHead(), occurrence(), None, T0)
+    versioned = append(ChainHead(), occurrence(version=1), None, T0)
+    assert "task_version" not in json.loads(without.canonical()) and without.task_version is None
+    assert json.loads(versioned.canonical())["task_version"] == 1 and versioned.hash != without.hash
+    entries, head = [versioned], ChainHead(1, versioned.hash)
+    assert verify(entries, head).ok
+    assert verify([replace(versioned, task_version=2)], head).first_bad_seq == 1
+    assert verify([replace(versioned, task_version=None)], head).first_bad_seq == 1
 
 
 def test_times_are_kept_in_utc_and_a_missing_event_time_takes_the_recording_time() -> None:
@@ -112,12 +124,30 @@ def test_diff_reads_an_absent_field_as_null() -> None:
     assert diff({"a": 1}, {"a": 1}) == {}
 
 
-def test_a_deleted_task_leaves_no_known_state_for_a_task_that_reuses_its_id() -> None:
-    entries, _ = chain(2)
-    assert known_state(entries[-1]) == entries[-1].state
-    deleted = replace(entries[-1], action="task.deleted")
-    assert known_state(deleted) is None
-    assert known_state(None) is None
+def test_an_event_that_carries_its_changes_is_recorded_with_them_not_with_a_diff() -> None:
+    told = {"title": {"from": "pay rent", "to": "pay the rent"}}
+    updated = occurrence("task.updated", task("pay the rent", 4), version=4, changes=told)
+    assert changes_of(updated, task("something else entirely", 9)) == told
+
+
+def test_an_old_events_change_is_diffed_against_the_state_of_the_version_before_it_whatever_the_arrival_order(
+        ) -> None:
+    entries = [append(ChainHead(), occurrence("task.updated", task(f"v{v}", v), v, version=v), None, T0)
+               for v in (4, 1, 3, 2)]  # recorded out of order
+    assert state_before(entries, 3)["title"] == "v2"
+    assert state_before(entries, 1) is None
+    old = replace(entries[0], task_version=None, seq=9)  # recorded before versions were kept: its state says
+    assert state_before([old], 5)["title"] == "v4"
+    deleted = replace(entries[3], action="task.deleted", seq=10)
+    assert state_before([deleted], 3) is None  # a deletion is no state to diff against
+
+
+def test_a_tasks_trail_is_in_version_order_with_reminders_after_their_change_and_the_deletion_last() -> None:
+    recorded = [("task.deleted", 3, 1), ("reminder.scheduled", 1, 2), ("task.updated", 3, 3),
+                ("task.created", 1, 4), ("task.completed", 2, 5), ("reminder.triggered", None, 6)]
+    ordered = sorted(recorded, key=lambda e: trail_position(*e))
+    assert [action for action, _, _ in ordered] == ["reminder.triggered", "task.created", "reminder.scheduled",
+                                                    "task.completed", "task.updated", "task.deleted"]
 
 
 # -- verification ---------------------------------------------------------------------------------
@@ -202,8 +232,8 @@ class FakeAuditStore:
     def head(self) -> ChainHead:
         return self.head_
 
-    def last_task_state(self, task_id: int) -> AuditEntry | None:
-        return next((e for e in reversed(self.entries_) if e.task_id == task_id and e.state is not None), None)
+    def task_entries(self, task_id: int, actor: str | None = None) -> list[AuditEntry]:
+        return [e for e in self.entries_ if e.task_id == task_id and actor in (None, e.actor)]
 
     def append(self, entries: Sequence[AuditEntry]) -> None:
         for entry in entries:
@@ -217,9 +247,6 @@ class FakeAuditStore:
     def find(self, query: AuditQuery, after_seq: int) -> list[AuditEntry]:
         found = [e for e in self.entries_ if e.seq > after_seq and query.task_id in (None, e.task_id)]
         return found[: query.limit + 1]
-
-    def has_task(self, actor: str, task_id: int) -> bool:
-        return any(e.actor == actor and e.task_id == task_id for e in self.entries_)
 
 
 class FakeUnitOfWork:
@@ -249,7 +276,7 @@ def test_recording_an_event_twice_appends_once() -> None:
     assert (len(uow.audit.entries_), uow.commits) == (1, 1)
 
 
-def test_each_change_is_diffed_against_the_previous_audited_state_of_its_task() -> None:
+def test_an_event_without_its_changes_is_diffed_against_the_previous_audited_state_of_its_task() -> None:
     uow = FakeUnitOfWork()
     service.record(uow, occurrence("task.created", task(), 0), T0)
     service.record(uow, occurrence("task.created", task("other"), 1, task_id=8), T0)

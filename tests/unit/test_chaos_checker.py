@@ -140,6 +140,18 @@ def test_versions_audited_out_of_order_are_an_order_violation() -> None:
     assert check(data).reordered["trail"] == 1
 
 
+def test_a_trail_that_arrived_out_of_order_is_read_in_the_order_of_the_versions_its_entries_keep() -> None:
+    data = clean_run()
+    data.outbox.append(event("e5", 5, 1, "created"))
+    data.outbox.append(event("e6", 5, 1, "deleted"))
+    data.kafka["task-events"] |= {"e5": 1, "e6": 1}
+    data.audit += [{"seq": 10, "event_id": "e6", "task_id": 5, "action": "task.deleted", "task_version": 1},
+                   {"seq": 11, "event_id": "e5", "task_id": 5, "action": "task.created", "task_version": 1}]
+    assert check(data).reordered["trail"] == 0
+    data.audit[-1]["task_version"] = 2  # an entry that says the wrong version is out of place
+    assert check(data).reordered["trail"] == 1
+
+
 def test_a_closed_instance_without_its_successor_is_a_lost_next_instance_unless_the_series_ended() -> None:
     data = clean_run()
     data.outbox = [r for r in data.outbox if r["event_id"] != "e4"]

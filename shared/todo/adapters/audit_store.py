@@ -7,7 +7,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, exists, insert, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from ..domain.audit import GENESIS_HASH, AuditEntry, ChainHead, Unreadable
@@ -72,14 +72,11 @@ class SqlAuditStore:
         if moved.rowcount != 1:
             raise RuntimeError(f"the audit chain head moved under entry {first.seq}; was its lock taken?")
 
-    def last_task_state(self, task_id: int) -> AuditEntry | None:
-        row = self.conn.execute(
-            select(audit_log)
-            .where(audit_log.c.task_id == task_id, audit_log.c.state.is_not(None))
-            .order_by(audit_log.c.seq.desc())
-            .limit(1)
-        ).mappings().first()
-        return _entry(row) if row else None
+    def task_entries(self, task_id: int, actor: str | None = None) -> list[AuditEntry]:
+        stmt = select(audit_log).where(audit_log.c.task_id == task_id)
+        if actor is not None:
+            stmt = stmt.where(audit_log.c.actor == actor)
+        return [_entry(row) for row in self.conn.execute(stmt.order_by(audit_log.c.seq)).mappings()]
 
     def entries(self) -> Iterator[AuditEntry | Unreadable]:
         """Every entry in ``seq`` order, read in keyset batches (the trail may not fit in memory). A batch
@@ -122,10 +119,6 @@ class SqlAuditStore:
             conditions.append(audit_log.c.occurred_at < query.until)
         stmt = select(audit_log).where(*conditions).order_by(audit_log.c.seq).limit(query.limit + 1)
         return [_entry(row) for row in self.conn.execute(stmt).mappings()]
-
-    def has_task(self, actor: str, task_id: int) -> bool:
-        found = exists().where(audit_log.c.task_id == task_id, audit_log.c.actor == actor)
-        return bool(self.conn.execute(select(found)).scalar())
 
 
 def _entry(row: RowMapping) -> AuditEntry:

@@ -53,11 +53,12 @@ class Undelivered:
 
 class Publisher(Protocol):
     def publish_many(self, topic: str, messages: Sequence[Message]) -> Sequence[Undelivered]:
-        """Deliver these CloudEvents to one topic in this order, or raise; returns what was not taken.
+        """Deliver these CloudEvents to one topic, or raise; returns what was not taken.
 
         Must not return before the broker has every one (a broker takes them all, or the call raises:
-        nothing is returned). On a raise the relay publishes them all again later; consumers drop what
-        they already had by ``source`` + ``id``.
+        nothing is returned). The broker may store them in any order, and a call that raised may have
+        stored some: the relay never puts two messages of one partition key in one call, and publishes
+        them all again later; consumers drop what they already had by ``source`` + ``id``.
         """
 
 
@@ -74,6 +75,35 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return float(min(self.max_delay, self.first_delay * 2.0 ** max(0, attempt - 1)))
+
+
+def _waves(rows: list[Any], held: set[tuple[str, str]]) -> Iterator[list[Any]]:
+    """The rows of one topic in waves that hold at most one row per partition key, in commit order.
+
+    A broker may store the entries of one request in any order (Dapr's bulk publish promises none, and
+    the Kafka client inside daprd reorders a batch it retries after a broker restart). Within a wave
+    that harms nobody: no two entries share a key. The next wave is sent only once the broker has
+    confirmed the previous one, so a key's later row never reaches Kafka before its earlier one, even
+    when a request fails or is retried. A key held by a waiting row (``held`` grows while the waves go
+    out) sends nothing more in this drain.
+    """
+    pending = list(rows)
+    while pending:
+        wave: list[Any] = []
+        keys: set[str] = set()
+        later: list[Any] = []
+        for row in pending:
+            if (row.topic, row.partition_key) in held:
+                continue
+            if row.partition_key in keys:
+                later.append(row)
+            else:
+                keys.add(row.partition_key)
+                wave.append(row)
+        if not wave:
+            return
+        yield wave
+        pending = later
 
 
 class OutboxStore:
@@ -113,9 +143,10 @@ class OutboxRelay:
     def drain(self) -> int:
         """Publish every pending row that may go now; returns how many were delivered.
 
-        Each batch goes out as one request per topic (commit order kept within the topic, which is
-        all a consumer can see) and is marked in one statement: a row at a time, the relay fell
-        behind a hundred changes a second. No database transaction stays open while publishing: an
+        Each batch goes out per topic in waves of at most one row per partition key (see
+        :func:`_waves`), a request per wave, each marked in one statement: a request per row, the
+        relay fell behind a hundred changes a second; one request for the whole batch let the broker
+        reorder a key's rows. No database transaction stays open while publishing: an
         in-process subscriber writes to the same database (SQLite allows one writer), and a slow
         broker must not hold row locks. A broker that refuses the call keeps every row for the next
         drain; a row that a subscriber did not take waits alone, with the later rows of its key.
@@ -139,39 +170,54 @@ class OutboxRelay:
                         continue
                     by_topic.setdefault(row.topic, []).append(row)
                 for topic, all_rows in by_topic.items():
-                    topic_rows, messages = self._readable(conn, all_rows)
-                    if not topic_rows:
-                        continue
-                    ids = [row.id for row in topic_rows]
-                    try:
-                        undelivered = self.publisher.publish_many(topic, messages)
-                    except Exception as exc:  # the broker is down or refused: keep the rows, try next sweep
-                        first = messages[0][1]
-                        log.warning("outbox publish failed; the rows stay pending for the next drain",
-                                    extra={"topic": topic, "rows": len(ids), "outbox_ids": ids[:10],
-                                           "ce_id": first.get("id"), "ce_source": first.get("source")},
-                                    exc_info=exc)
-                        self._mark(conn, ids, attempts=outbox.c.attempts + 1, last_error=repr(exc)[:2000])
-                        self.next_retry_at = None
-                        return published
-                    misses: dict[int, list[Undelivered]] = {}
-                    for miss in undelivered or ():
-                        misses.setdefault(miss.index, []).append(miss)
-                    taken = [row.id for index, row in enumerate(topic_rows) if index not in misses]
-                    if taken:
-                        self._mark(conn, taken, published_at=self.clock(), next_attempt_at=None)
-                        published += len(taken)
-                    for index, row_misses in misses.items():
-                        row = topic_rows[index]
-                        waits, retry_at = self._settle(conn, row, row_misses)
-                        if waits:
-                            held.add((row.topic, row.partition_key))
+                    for wave in _waves(all_rows, held):
+                        delivered = self._publish(conn, topic, wave, held)
+                        if delivered is None:  # the broker refused: nothing later may overtake what failed
+                            self.next_retry_at = None
+                            return published
+                        count, retry_at = delivered
+                        published += count
                         if retry_at is not None:
                             next_retry = min(next_retry or retry_at, retry_at)
                 if len(rows) < self.batch:
                     self.next_retry_at = next_retry
                     return published
                 after = rows[-1].id
+
+    def _publish(self, conn: Connection, topic: str, wave: list[Any],
+                 held: set[tuple[str, str]]) -> tuple[int, datetime | None] | None:
+        """One request for a wave (at most one row per partition key); how many were delivered and the
+        earliest retry a row asked for, or None when the broker refused the request (rows kept)."""
+        topic_rows, messages = self._readable(conn, wave)
+        if not topic_rows:
+            return 0, None
+        ids = [row.id for row in topic_rows]
+        try:
+            undelivered = self.publisher.publish_many(topic, messages)
+        except Exception as exc:  # the broker is down or refused: keep the rows, try next sweep
+            first = messages[0][1]
+            log.warning("outbox publish failed; the rows stay pending for the next drain",
+                        extra={"topic": topic, "rows": len(ids), "outbox_ids": ids[:10],
+                               "ce_id": first.get("id"), "ce_source": first.get("source"),
+                               "error": repr(exc)[:500]},
+                        exc_info=exc)
+            self._mark(conn, ids, attempts=outbox.c.attempts + 1, last_error=repr(exc)[:2000])
+            return None
+        misses: dict[int, list[Undelivered]] = {}
+        for miss in undelivered or ():
+            misses.setdefault(miss.index, []).append(miss)
+        taken = [row.id for index, row in enumerate(topic_rows) if index not in misses]
+        if taken:
+            self._mark(conn, taken, published_at=self.clock(), next_attempt_at=None)
+        next_retry: datetime | None = None
+        for index, row_misses in misses.items():
+            row = topic_rows[index]
+            waits, retry_at = self._settle(conn, row, row_misses)
+            if waits:
+                held.add((row.topic, row.partition_key))
+            if retry_at is not None:
+                next_retry = min(next_retry or retry_at, retry_at)
+        return len(taken), next_retry
 
     def _readable(self, conn: Connection, rows: list[Any]) -> tuple[list[Any], list[Message]]:
         """The rows whose payload is a CloudEvent's JSON, with their messages. Our writers write nothing

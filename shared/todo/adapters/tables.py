@@ -162,6 +162,7 @@ audit_log = Table(
     Column("state", JSON(none_as_null=True), nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    Column("task_version", BigInteger, nullable=True),  # migration 0009: orders a task's trail; NULL before
     Index("ix_audit_log_task", "task_id", "seq"),
     Index("ix_audit_log_actor", "actor", "seq"),
     Index("ix_audit_log_occurred", "occurred_at"),

@@ -4,6 +4,11 @@ Each entry's ``hash`` is ``SHA-256(prev_hash + canonical)``, where ``canonical``
 its hash as JSON with sorted keys and no whitespace. Editing, removing or reordering an entry breaks
 the link to the entry after it; removing entries from the end is caught by the chain head (the
 length and last hash, kept apart from the entries and moved on every append).
+
+``seq`` is the order entries were recorded in, which is the order events arrived in. That is not the
+order a task's changes were committed in (a broker may reorder), so each entry also keeps the task
+version its event is about, and a task's trail is read in :func:`trail_position` order. An entry
+recorded before versions were kept has none and is hashed without it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from .task import iso
+from .task import diff, iso
 
 GENESIS_HASH = "0" * 64
 TASK_CREATED = "task.created"
@@ -34,6 +39,8 @@ class Occurrence:
     occurred_at: datetime | None  # None: the event does not say; the time it is recorded stands in
     state: Mapping[str, Any] | None = None  # the task after the event (for a deletion: its last state)
     details: Mapping[str, Any] | None = None  # what the event says besides the task (a reminder)
+    version: int | None = None  # the task's version the event is about; None: an event that does not say
+    changes: Mapping[str, Any] | None = None  # what the writer saw change (updated, completed); None: not told
 
     @property
     def is_task_change(self) -> bool:
@@ -59,13 +66,16 @@ class AuditEntry:
     action: str
     task_id: int
     changes: Any  # created: the full task; updated: {field: {"from", "to"}}; reminders: their details
-    state: Any  # the task after the event, so that the next change can be diffed against it
+    state: Any  # the task after the event
     prev_hash: str
     hash: str
+    task_version: int | None = None  # the task version of the event: orders a task's trail (trail_position)
 
     def canonical(self) -> str:
-        """Every stored field but ``hash``, as sorted, whitespace-free JSON."""
+        """Every stored field but ``hash``, as sorted, whitespace-free JSON. ``task_version`` is left out
+        when it is None: entries recorded before it existed keep the hash they were chained with."""
         return _canonical_json({
+            **({} if self.task_version is None else {"task_version": self.task_version}),
             "seq": self.seq,
             "event_id": self.event_id,
             "source": self.source,
@@ -88,6 +98,7 @@ class AuditEntry:
             "occurred_at": iso(self.occurred_at), "recorded_at": iso(self.recorded_at),
             "actor": self.actor, "action": self.action, "task_id": self.task_id,
             "changes": self.changes, "state": self.state, "prev_hash": self.prev_hash, "hash": self.hash,
+            "task_version": self.task_version,
         }
 
 
@@ -106,17 +117,10 @@ def _canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The fields whose values differ, each as ``{"from": old, "to": new}`` (absent reads as null)."""
-    return {
-        name: {"from": before.get(name), "to": after.get(name)}
-        for name in sorted(set(before) | set(after))
-        if before.get(name) != after.get(name)
-    }
-
-
 def changes_of(occurrence: Occurrence, previous_state: Mapping[str, Any] | None) -> Any:
-    """What the occurrence changed, against the task's last audited state (None: never audited)."""
+    """What the occurrence changed: as its writer saw it when the event says (every event written since
+    events carry ``changes``), else against ``previous_state``, the task's audited state of an earlier
+    version (None: none audited). Only the former is right whatever order events arrive in."""
     if not occurrence.is_task_change:
         return None if occurrence.details is None else dict(occurrence.details)
     assert occurrence.state is not None
@@ -124,7 +128,55 @@ def changes_of(occurrence: Occurrence, previous_state: Mapping[str, Any] | None)
         return dict(occurrence.state)
     if occurrence.action == TASK_DELETED:
         return None  # nothing changed but existence; the entry's state keeps the last one
+    if occurrence.changes is not None:
+        return dict(occurrence.changes)
     return diff(previous_state or {}, occurrence.state)
+
+
+def needs_previous_state(occurrence: Occurrence) -> bool:
+    """Whether :func:`changes_of` must be given the task's earlier state: an update or a completion
+    whose event does not carry its changes (written before events did)."""
+    return occurrence.is_task_change and occurrence.changes is None \
+        and occurrence.action not in (TASK_CREATED, TASK_DELETED)
+
+
+def state_before(entries: Iterable[AuditEntry], version: int | None) -> Any:
+    """The task's state in the latest of ``entries`` (one task's) that is about an earlier version than
+    ``version``, whatever order they were recorded in: what an old event's change is diffed against.
+    Without a version to compare with, the last recorded state stands in (as before versions were kept).
+
+    A deletion is no state to diff against: nothing comes after it."""
+    candidates = [e for e in entries if e.state is not None and e.action != TASK_DELETED]
+    if version is None:
+        return max(candidates, key=lambda e: e.seq).state if candidates else None
+    earlier = [(v, e.seq, e) for e in candidates if (v := _version_of(e)) is not None and v < version]
+    return max(earlier, key=lambda item: item[:2])[2].state if earlier else None
+
+
+def _version_of(entry: AuditEntry) -> int | None:
+    """The entry's task version; for one recorded before versions were kept, the version its state says."""
+    if entry.task_version is not None:
+        return entry.task_version
+    found = entry.state.get("version") if isinstance(entry.state, dict) else None
+    return found if type(found) is int else None
+
+
+# Within one version: the change itself, then the reminders planned or fired from it, then a deletion
+# (which carries the version of the task's last change).
+_RANK_CHANGE, _RANK_REMINDER, _RANK_DELETION = 0, 1, 2
+
+
+def trail_rank(action: str) -> int:
+    if action == TASK_DELETED:
+        return _RANK_DELETION
+    return _RANK_CHANGE if action.startswith("task.") else _RANK_REMINDER
+
+
+def trail_position(action: str, task_version: int | None, seq: int) -> tuple[int, int, int]:
+    """Where an entry stands in its task's trail: commit order, not arrival order. By task version (an
+    entry without one, recorded before versions were kept, comes first as it did: 0), then change before
+    reminders before deletion, then ``seq``. A task's history and the chaos checker read a trail so."""
+    return (task_version or 0, trail_rank(action), seq)
 
 
 def append(head: ChainHead, occurrence: Occurrence, previous_state: Mapping[str, Any] | None,
@@ -143,16 +195,9 @@ def append(head: ChainHead, occurrence: Occurrence, previous_state: Mapping[str,
         state=_plain(occurrence.state),
         prev_hash=head.hash,
         hash="",
+        task_version=occurrence.version,
     )
     return replace(unsigned, hash=unsigned.computed_hash())
-
-
-def known_state(last: AuditEntry | None) -> Any:
-    """The task as the trail last knew it, to diff the next change against.
-
-    A deleted task has none: SQLite may give its id to the next task.
-    """
-    return None if last is None or last.action == TASK_DELETED else last.state
 
 
 def _utc(value: datetime) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
@@ -179,20 +180,39 @@ class Task:
 
 @dataclass(frozen=True)
 class TaskEvent:
-    """A change of a task, as published on ``task-events``."""
+    """A change of a task, as published on ``task-events``.
+
+    It carries what a consumer needs to apply it whenever it arrives, since arrival order is not commit
+    order (a broker may reorder): the task after the change, whose ``version`` orders a task's events (a
+    deletion carries the last version), and for an update or a completion the ``changes`` the writer saw
+    between the task it read and the task it wrote, in the same transaction.
+    """
 
     event_type: EventType
     task: Task
     timestamp: datetime
+    before: Task | None = None  # the task as the transaction read it (updated, completed)
 
     def data(self) -> dict[str, Any]:
+        after = self.task.to_json()
         return {
             "event_type": self.event_type,
             "task_id": self.task.id,
-            "task_data": self.task.to_json(),
+            "task_data": after,
             "user_id": self.task.user_id,
             "timestamp": iso(self.timestamp),
+            **({"changes": diff(self.before.to_json(), after)}
+               if self.before is not None and self.event_type in ("updated", "completed") else {}),
         }
+
+
+def diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The fields whose values differ, each as ``{"from": old, "to": new}`` (absent reads as null)."""
+    return {
+        name: {"from": before.get(name), "to": after.get(name)}
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    }
 
 
 def iso(value: datetime | None) -> str | None:

@@ -325,14 +325,36 @@ UserId = Annotated[str, StringConstraints(min_length=1, max_length=lim.MAX_USER_
 TaskId = Annotated[int, Field(strict=True, ge=1, le=lim.MAX_ID)]
 
 
+class FieldChange(Model):
+    """One field of ``data.changes``: its value before and after the change (null when absent)."""
+
+    from_: Any = Field(alias="from")
+    to: Any
+
+
+TaskVersion = Annotated[int, Field(strict=True, ge=1, le=2**63 - 1)]
+
+
 class TaskEventData(Model):
-    """``data`` of ``dev.todo.task.<event_type>.v1`` (fields added later are ignored, not refused)."""
+    """``data`` of ``dev.todo.task.<event_type>.v1`` (fields added later are ignored, not refused).
+
+    ``changes`` came later (updated, completed): an event written before it has none, and audit-sink
+    then diffs against the task's audited state of an earlier version."""
 
     event_type: Literal["created", "updated", "completed", "deleted"]
     task_id: TaskId
     task_data: dict[str, Any]
     user_id: UserId
     timestamp: AwareDatetime
+    changes: dict[str, FieldChange] | None = None
+
+    @property
+    def version(self) -> int | None:
+        """``task_data.version``: the order of the task's events (a deletion carries the last one)."""
+        found = self.task_data.get("version")
+        if found is None:
+            return None
+        return _TASK_VERSION.validate_python(found)
 
 
 class ReminderEventData(Model):
@@ -343,9 +365,11 @@ class ReminderEventData(Model):
     due_at: AwareDatetime | None = None
     remind_at: AwareDatetime
     user_id: UserId
+    task_version: TaskVersion | None = None  # came later: an event written before has none
 
 
 _EVENT_TIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+_TASK_VERSION: TypeAdapter[int] = TypeAdapter(TaskVersion)
 
 
 def audited_occurrence(event_id: str, source: str, event_type: str, time: str | None, data: Any) -> Occurrence:
@@ -361,12 +385,15 @@ def audited_occurrence(event_id: str, source: str, event_type: str, time: str | 
             raise ValueError(f"data.event_type {task.event_type!r} contradicts the type {event_type!r}")
         if task.task_data.get("id", task.task_id) != task.task_id:
             raise ValueError("data.task_data.id is not data.task_id")
+        changes = None if task.changes is None else {
+            name: {"from": change.from_, "to": change.to} for name, change in task.changes.items()}
         return Occurrence(event_id, source, f"task.{task.event_type}", task.user_id, task.task_id,
-                          occurred_at or task.timestamp, state=task.task_data)
+                          occurred_at or task.timestamp, state=task.task_data, version=task.version,
+                          changes=changes)
     reminder = ReminderEventData.model_validate(data)
     details = reminder.model_dump(mode="json", include={"title", "due_at", "remind_at"})
     return Occurrence(event_id, source, f"reminder.{reminder_kind}", reminder.user_id, reminder.task_id,
-                      occurred_at, details=details)
+                      occurred_at, details=details, version=reminder.task_version)
 
 
 def _storable(event_id: str, source: str, data: Any) -> None:
@@ -395,10 +422,14 @@ class AuditEntryOut(Model):
     action: str = Field(examples=["task.updated"], description="The event type's short name")
     task_id: int
     changes: Any = Field(description="created: the full task; updated and completed: "
-                                     '{"field": {"from": old, "to": new}}; deleted: null; reminders: their details')
+                                     '{"field": {"from": old, "to": new}}, as the writer saw them; deleted: null; '
+                                     "reminders: their details")
     state: dict[str, Any] | None = Field(description="The task after the event (deleted: its last state)")
+    task_version: int | None = Field(description="The task version the event is about: a task's history is in "
+                                                 "this order (null: recorded before versions were kept)")
     prev_hash: str
-    hash: str = Field(description="SHA-256 of prev_hash + the entry without hash as sorted, compact JSON")
+    hash: str = Field(description="SHA-256 of prev_hash + the entry without hash as sorted, compact JSON "
+                                  "(task_version left out when null)")
 
 
 class AuditPage(Model):

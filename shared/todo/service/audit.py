@@ -40,11 +40,12 @@ class AuditStore(Protocol):
                    now: datetime) -> set[tuple[str, str]]: ...
     def lock_head(self, now: datetime) -> ChainHead: ...
     def head(self) -> ChainHead: ...
-    def last_task_state(self, task_id: int) -> AuditEntry | None: ...
+    def task_entries(self, task_id: int, actor: str | None = None) -> list[AuditEntry]:
+        """Every entry of the task (of ``actor``'s only, when given), in ``seq`` order."""
+        ...
     def append(self, entries: Sequence[AuditEntry]) -> None: ...
     def entries(self) -> Iterator[AuditEntry | Unreadable]: ...
     def find(self, query: AuditQuery, after_seq: int) -> list[AuditEntry]: ...
-    def has_task(self, actor: str, task_id: int) -> bool: ...
 
 
 class AuditUnitOfWork(Protocol):
@@ -78,7 +79,8 @@ def record_many(uow: AuditUnitOfWork, occurrences: Sequence[Occurrence], now: da
     with uow:
         fresh = uow.audit.claim_many(CONSUMER, [(o.source, o.event_id) for o in occurrences], now)
         head = uow.audit.lock_head(now) if fresh else ChainHead()
-        last_states: dict[int, AuditEntry | None] = {}
+        stored: dict[int, list[AuditEntry]] = {}  # per task, read when an old event needs them
+        batch: dict[int, list[AuditEntry]] = {}  # per task, what this batch appends
         for occurrence in occurrences:
             key = (occurrence.source, occurrence.event_id)
             if key not in fresh:
@@ -87,14 +89,14 @@ def record_many(uow: AuditUnitOfWork, occurrences: Sequence[Occurrence], now: da
                 recorded.append(None)
                 continue
             fresh.discard(key)  # the same event twice in one batch: the second is a duplicate
-            last = None
-            if occurrence.is_task_change:
-                if occurrence.task_id not in last_states:
-                    last_states[occurrence.task_id] = uow.audit.last_task_state(occurrence.task_id)
-                last = last_states[occurrence.task_id]
-            entry = audit.append(head, occurrence, audit.known_state(last), now)
-            if entry.state is not None:
-                last_states[entry.task_id] = entry
+            previous = None
+            if audit.needs_previous_state(occurrence):  # an event written before events carried changes
+                if occurrence.task_id not in stored:
+                    stored[occurrence.task_id] = uow.audit.task_entries(occurrence.task_id)
+                previous = audit.state_before([*stored[occurrence.task_id], *batch.get(occurrence.task_id, ())],
+                                              occurrence.version)
+            entry = audit.append(head, occurrence, previous, now)
+            batch.setdefault(entry.task_id, []).append(entry)
             head = ChainHead(entry.seq, entry.hash)
             recorded.append(entry)
         appended = [entry for entry in recorded if entry is not None]
@@ -114,11 +116,29 @@ def find_entries(uow: AuditUnitOfWork, query: AuditQuery) -> tuple[list[AuditEnt
 
 def task_history(uow: AuditUnitOfWork, user_id: str, task_id: int, limit: int = MAX_LIMIT,
                  cursor: str | None = None) -> tuple[list[AuditEntry], str | None]:
-    """The trail of one of the caller's tasks, deleted or not; someone else's task is not found."""
+    """The trail of one of the caller's tasks, deleted or not, in the order its changes were committed
+    (:func:`todo.domain.audit.trail_position`), whatever order their events arrived in; someone else's
+    task is not found. A task's trail is short (its own changes and reminders): it is ordered here."""
+    after = _after_position(cursor) if cursor is not None else None
     with uow:
-        if not uow.audit.has_task(user_id, task_id):
-            raise TaskNotFound(task_id)
-        return _page(uow.audit, AuditQuery(actor=user_id, task_id=task_id, limit=limit, cursor=cursor))
+        found = uow.audit.task_entries(task_id, actor=user_id)
+    if not found:
+        raise TaskNotFound(task_id)
+    ordered = sorted(found, key=_position)
+    rest = [e for e in ordered if after is None or _position(e) > after]
+    items = rest[:limit]
+    return items, encode_cursor({"after": list(_position(items[-1]))}) if len(rest) > limit else None
+
+
+def _position(entry: AuditEntry) -> tuple[int, int, int]:
+    return audit.trail_position(entry.action, entry.task_version, entry.seq)
+
+
+def _after_position(cursor: str) -> tuple[int, int, int]:
+    after = decode_cursor(cursor).get("after")
+    if not isinstance(after, list) or len(after) != 3 or any(type(n) is not int or n < 0 for n in after):
+        raise InvalidCursor("the cursor is malformed")
+    return after[0], after[1], after[2]
 
 
 def verify(uow: AuditUnitOfWork) -> Verification:

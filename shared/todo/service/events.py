@@ -111,7 +111,10 @@ def task_cloud_event(event: TaskEvent, function_name: str) -> OutgoingEvent:
 
 def reminder_cloud_event(kind: str, task: Task, remind_at: datetime, now: datetime,
                          function_name: str, reminder_id: int | None = None) -> OutgoingEvent:
-    """``dev.todo.reminder.<scheduled|triggered>.v1`` on ``reminders``, with the seed payload."""
+    """``dev.todo.reminder.<scheduled|triggered>.v1`` on ``reminders``, with the seed payload.
+
+    ``task_version`` is the version of the task the reminder was planned or fired from: it places the
+    reminder among the task's changes in its history, whenever the event arrives."""
     user_id = task.user_id
     return OutgoingEvent(
         topic=REMINDERS_TOPIC,
@@ -126,7 +129,7 @@ def reminder_cloud_event(kind: str, task: Task, remind_at: datetime, now: dateti
             "datacontenttype": "application/json",
             "partitionkey": user_id,
             "data": {"task_id": task.id, "title": task.fields.title, "due_at": iso(task.fields.due_at),
-                     "remind_at": iso(remind_at), "user_id": user_id,
+                     "remind_at": iso(remind_at), "user_id": user_id, "task_version": task.version,
                      **({"reminder_id": reminder_id} if reminder_id is not None else {})},
         },
     )

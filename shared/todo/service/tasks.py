@@ -129,7 +129,7 @@ def change_task(uow: UnitOfWork, ctx: Context, task_id: int, change: Change,
         after = _follow_series(uow, ctx, before, after, scope)
         uow.tasks.save(after)
         completed = before.status is Status.OPEN and after.status is Status.COMPLETED
-        record_event(uow, ctx, "completed" if completed else "updated", after)
+        record_event(uow, ctx, "completed" if completed else "updated", after, before=before)
         uow.commit()
     return after
 
@@ -184,9 +184,12 @@ def _load(uow: UnitOfWork, ctx: Context, task_id: int, if_match: Collection[int]
     return task
 
 
-def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Task) -> None:
+def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Task,
+                 before: Task | None = None) -> None:
     """The task's event, and its reminders brought in line with it, in the caller's transaction.
 
+    ``before`` is the task as this transaction read it (an update, a completion): the event carries what
+    changed, so that a consumer need not rebuild it from events that may arrive in another order.
     Every committed change passes here, so here is where a change the audit trail could not keep is
     refused (the transaction is then rolled back): its event would be lost to the trail."""
     as_json = task.to_json()
@@ -195,7 +198,7 @@ def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Tas
         raise InvalidTask([FieldError(*found)])
     message = {"type": f"task.{event_type}", "task": as_json, "time": iso(ctx.now)}
     seq = uow.changes.append(task.user_id, message, ctx.now)
-    events = [task_cloud_event(TaskEvent(event_type, task, ctx.now), ctx.function_name),
+    events = [task_cloud_event(TaskEvent(event_type, task, ctx.now, before), ctx.function_name),
               push_cloud_event(task.user_id, {**message, "seq": seq})]
     if event_type == "deleted" or task.status is not Status.OPEN:
         uow.reminders.cancel(task.id)  # snoozes too: nothing reminds of a closed task

@@ -9,8 +9,9 @@ Where each fact comes from:
 * its event: the outbox row written in the change's transaction (rows are kept after publishing), by
   task id and version (a delete by task id and type);
 * published: the row's ``published_at`` and its id among the records of its topic on Kafka;
-* audited: an ``audit_log`` entry with the event's id; in order: per task, the trail's entries by
-  ``seq`` carry increasing task versions (a delete last);
+* audited: an ``audit_log`` entry with the event's id; in order: per task, the trail's entries as a
+  history reads them (``todo.domain.audit.trail_position``: by the task version each entry recorded, then
+  ``seq``, which is arrival order) belong to events of increasing task versions (a delete last);
 * pushed: each ``seq`` of a user's change feed arrived on one of that user's sockets; each socket got
   strictly increasing seqs;
 * advanced: each closed (completed, skipped or deleted) instance ``n`` of a series has one instance
@@ -24,6 +25,8 @@ import itertools
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from todo.domain.audit import trail_position
 
 WRITES = ("create", "create_recurring", "patch", "complete", "skip", "delete")
 CLOSING = ("completed", "deleted")  # a skip is a completion with skipped: true
@@ -42,7 +45,7 @@ class Collected:
     # One per outbox row: id, event_id, topic, published, type (created|updated|…|push|reminder.*),
     # user_id, task_id, version, series_id, occurrence.
     outbox: list[dict[str, Any]] = field(default_factory=list)
-    # One per audit entry: seq, event_id, task_id, action.
+    # One per audit entry: seq, event_id, task_id, action, task_version (absent in runs before it existed).
     audit: list[dict[str, Any]] = field(default_factory=list)
     feed: dict[str, list[int]] = field(default_factory=dict)  # user → the seqs of their change feed
     sockets: list[dict[str, Any]] = field(default_factory=list)  # user, n (per user), seqs as received
@@ -129,17 +132,18 @@ def check(data: Collected) -> Report:
             duplicated["audit"] += n - 1
             found("duplicated.audit", event_id)
     events = {r["event_id"]: r for r in task_events}
-    trails: dict[Any, list[tuple[int, tuple[int, int], str]]] = defaultdict(list)
+    trails: dict[Any, list[tuple[tuple[int, int, int], tuple[int, int], str]]] = defaultdict(list)
     for entry in data.audit:
         if (event := events.get(entry["event_id"])) is not None:
-            trails[event["task_id"]].append((entry["seq"], (event["version"], event["type"] == "deleted"),
+            position = trail_position(entry["action"], entry.get("task_version"), entry["seq"])
+            trails[event["task_id"]].append((position, (event["version"], event["type"] == "deleted"),
                                              event["type"]))
     for task_id, trail in trails.items():
         trail.sort()
-        for (_, before, b_type), (seq, after, a_type) in itertools.pairwise(trail):
+        for (_, before, b_type), (position, after, a_type) in itertools.pairwise(trail):
             if after <= before:
                 reordered["trail"] += 1
-                found("reordered.trail", {"task_id": task_id, "seq": seq, "after": [b_type, *before],
+                found("reordered.trail", {"task_id": task_id, "seq": position[-1], "after": [b_type, *before],
                                           "then": [a_type, *after]})
 
     # Every seq of a feed reached one of its user's sockets; each socket counts up, never back or twice.
@@ -244,7 +248,7 @@ def plant(data: Collected, kind: str) -> Collected:
             bad.audit.append({"seq": 10**9, "event_id": "planted-dup", "task_id": 10**9, "action": "task.created"})
         last = max(bad.audit, key=lambda e: e["seq"])
         bad.audit.append({**last, "seq": last["seq"] + 1})
-    elif kind == "reorder":  # a task's later version audited before its earlier one
+    elif kind == "reorder":  # a task's later version audited before its earlier one, and no versions to say so
         task, first, second = 10**9 + 1, "planted-r1", "planted-r2"
         bad.outbox += [_event(first, task, 1, "created"), _event(second, task, 2, "updated")]
         top = max((e["seq"] for e in bad.audit), default=0)

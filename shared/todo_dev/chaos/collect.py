@@ -118,8 +118,10 @@ def collect(stack: Stack, engine: Engine, prefix: str, calls: list[dict[str, Any
     outbox = outbox_rows(engine, prefix)
     ours = {r["event_id"] for r in outbox}
     with engine.connect() as conn:
-        audit = [{"seq": r.seq, "event_id": r.event_id, "task_id": r.task_id, "action": r.action}
-                 for r in conn.execute(text("SELECT seq, event_id, task_id, action FROM audit_log ORDER BY seq"))
+        audit = [{"seq": r.seq, "event_id": r.event_id, "task_id": r.task_id, "action": r.action,
+                  "task_version": r.task_version}
+                 for r in conn.execute(text("SELECT seq, event_id, task_id, action, task_version FROM audit_log"
+                                            " ORDER BY seq"))
                  if r.event_id in ours]
         feed: dict[str, list[int]] = {}
         for r in conn.execute(text("SELECT user_id, seq FROM user_changes WHERE user_id LIKE :users ORDER BY seq"),

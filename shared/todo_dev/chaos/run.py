@@ -67,7 +67,12 @@ def chaos(stack: Stack, plan: Plan, faults: list[Fault], prefix: str | None = No
 async def _chaos(stack: Stack, engine: Engine, plan: Plan, faults: list[Fault], prefix: str) -> Outcome:
     base = f"http://127.0.0.1:{stack.gateway_port}"
     load = Load(base, stack.jwt_secret, plan, prefix)
-    limits = httpx.Limits(max_connections=plan.users * 2, max_keepalive_connections=plan.users * 2)
+    # Idle connections expire before the gateway's (uvicorn's keep-alive: 5 s, httpx's default expiry too).
+    # Expiring together, a request now and then goes out on a connection the gateway is closing as idle
+    # and is reset unanswered (ReadError) without reaching it: a race of the client's pool, which a
+    # browser answers by sending again and httpx does not, so it would count as a server error here.
+    limits = httpx.Limits(max_connections=plan.users * 2, max_keepalive_connections=plan.users * 2,
+                          keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=base, timeout=15.0, limits=limits) as client:
         injector = Injector(stack, faults, within=plan.seconds * 0.85, clock=load.now, engine=engine)
         injector.start()
