@@ -218,15 +218,30 @@ def test_editing_an_instance_of_a_series_asks_whether_it_is_for_this_one_or_thos
     scope.get_by_label("this one and those to come").check()
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("dialog")).to_be_hidden()
+    def row_of(occurrence: int) -> Locator:
+        """The list's row of that instance, once on-task-event has made it. The completed instance and the
+        next share a title, and each change comes over the socket on its own: wait for the new row, not
+        for the title, or the click may land on the row the next update replaces."""
+        def made() -> int | bool:
+            with signer.api(server.url, user) as api:
+                items = api.get("/tasks", params={"status": "all"}).json()["items"]
+            return next((t["id"] for t in items if t["series"]["occurrence"] == occurrence), False)
+
+        row = page.locator(f'#task-list li.task[data-id="{eventually(made)}"]')
+        expect(row).to_be_visible()
+        return row
+
     page.get_by_role("button", name="Complete: Stand-up (new room)").click()
     # The next instance follows the series' new template.
+    second = row_of(2)
     expect(page.locator("#task-list .task-title")).to_have_text(["Stand-up (new room)"])
 
-    page.get_by_role("button", name="Edit: Stand-up (new room)").click()
+    second.get_by_role("button", name="Edit: Stand-up (new room)").click()
     ed.get_by_label("Title").fill("Stand-up (only today)")  # the default scope: this one only
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("dialog")).to_be_hidden()
     page.get_by_role("button", name="Complete: Stand-up (only today)").click()
+    row_of(3)
     expect(page.locator("#task-list .task-title")).to_have_text(["Stand-up (new room)"])
 
     def occurrences() -> list[tuple[int, str]]:
