@@ -35,7 +35,11 @@ class DaprPublisher:
             # Imported here: the Dapr SDK pulls in gRPC, which would cost every cold start ~0.4 s.
             from dapr.clients import DaprClient
 
-            self._client = DaprClient(f"127.0.0.1:{self.settings.dapr_grpc_port}")
+            from .. import tracing
+
+            # With tracing on, each call carries the current span's traceparent: daprd's publish span is its child.
+            self._client = DaprClient(f"127.0.0.1:{self.settings.dapr_grpc_port}",
+                                      interceptors=tracing.grpc_interceptors() or None)
         return self._client
 
     def publish_many(self, topic: str, messages: Sequence[Message]) -> Sequence[Undelivered]:

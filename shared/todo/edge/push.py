@@ -24,7 +24,9 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from .. import metrics
 from ..adapters.change_feed import PushStore
+from ..routes import WS_FUNCTION as FUNCTION
 from ..runtime import Runtime
 from .auth import Principal, Unauthorized
 from .threads import in_thread
@@ -56,6 +58,7 @@ class Hub:
     def add(self, connection: Connection) -> None:
         self.loop = asyncio.get_running_loop()
         self.connections.setdefault(connection.user_id, set()).add(connection)
+        self._count()
 
     def remove(self, connection: Connection) -> None:
         users = self.connections.get(connection.user_id)
@@ -63,12 +66,19 @@ class Hub:
             users.discard(connection)
             if not users:
                 del self.connections[connection.user_id]
+        self._count()
 
-    def deliver(self, user_id: str, message: dict[str, Any]) -> None:
-        """From any thread: hand a numbered message to the user's connections here."""
+    def _count(self) -> None:
+        metrics.PUSH_CONNECTIONS.set(sum(map(len, self.connections.values())), function=FUNCTION)
+
+    def deliver(self, user_id: str, message: dict[str, Any], committed_at: datetime | None = None) -> None:
+        """From any thread: hand a numbered message to the user's connections here (``committed_at``: when
+        its change was committed, for the lag from commit to socket)."""
         loop = self.loop
         if loop is None or user_id not in self.connections:
             return
+        if committed_at is not None:
+            metrics.PUSH_LAG.observe(max(0.0, (datetime.now(UTC) - committed_at).total_seconds()), function=FUNCTION)
         loop.call_soon_threadsafe(self._deliver, user_id, message)
 
     def _deliver(self, user_id: str, message: dict[str, Any]) -> None:
@@ -186,6 +196,7 @@ async def _serve(connection: Connection, store: PushStore, reader: asyncio.Task[
                 await _fill(connection, store, up_to=seq - 1)
             if seq == connection.last + 1:
                 await connection.socket.send_json(message)
+                metrics.PUSH_MESSAGES.inc(function=FUNCTION)
                 connection.last = seq
         await _fill(connection, store, up_to=None)
 
@@ -199,6 +210,7 @@ async def _fill(connection: Connection, store: PushStore, up_to: int | None) -> 
             if up_to is not None and seq > up_to:
                 return
             await connection.socket.send_json(message)
+            metrics.PUSH_MESSAGES.inc(function=FUNCTION)
             connection.last = seq
         if len(batch) < BATCH:
             return
