@@ -34,9 +34,13 @@ class Family:
     _values: dict[tuple[str, ...], list[float]] = field(default_factory=dict, repr=False)
 
     def _key(self, labels: dict[str, str]) -> tuple[str, ...]:
-        if labels.keys() != set(self.labels):
+        try:
+            key = tuple([labels[name] for name in self.labels])
+        except KeyError:
+            key = ()
+        if len(key) != len(labels) or len(key) != len(self.labels):
             raise ValueError(f"{self.name} takes the labels {self.labels}, not {tuple(labels)}")
-        return tuple(str(labels[name]) for name in self.labels)
+        return key
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
         key = self._key(labels)
@@ -160,10 +164,12 @@ _registry: Any = None
 def exposition() -> tuple[bytes, str]:
     """The text exposition of every family, and its content type (prometheus_client loaded now)."""
     global _registry
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
     with _LOCK:
         if _registry is None:
             _registry = CollectorRegistry(auto_describe=False)
             _registry.register(_Collector())
-    return generate_latest(_registry), CONTENT_TYPE_LATEST
+    # Our names are all classic ones, so the text is 0.0.4's: the version every Prometheus (2.x too) reads.
+    return generate_latest(_registry), CONTENT_TYPE_PLAIN_0_0_4

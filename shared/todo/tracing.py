@@ -89,6 +89,14 @@ def set_attribute(current: Any, key: str, value: Any) -> None:
         current.set_attribute(key, value)
 
 
+def tag(key: str, value: Any) -> None:
+    """An attribute on the current span, if tracing."""
+    if _tracer is not None and value is not None:
+        from opentelemetry import trace
+
+        trace.get_current_span().set_attribute(key, value)
+
+
 def current_traceparent() -> str | None:
     """The W3C ``traceparent`` of the current span, to store or send with what it causes."""
     if _tracer is None:

@@ -92,3 +92,56 @@ def test_daprd_traces_a_publish_of_create_task_into_its_deliveries_to_each_consu
 
 def tag(span: dict[str, Any], key: str) -> Any:
     return next((t["value"] for t in span["tags"] if t["key"] == key), None)
+
+
+COMPLETE = "POST /tasks/{id}/complete"  # a span is named after its route, not its path
+
+
+def references(span: dict[str, Any]) -> list[str]:
+    return [r["spanID"] for r in span["references"] if r["refType"] == "CHILD_OF"]
+
+
+def test_one_trace_follows_a_completion_from_its_request_through_daprd_to_every_consumer(
+        stack: Stack, api: Callable[..., httpx.Response], user: str) -> None:
+    """Create a recurring task, complete it: the completion's trace holds update-task's request span,
+    the daprd hops, and the consumer spans of audit-sink, on-task-event (and the next instance's
+    writes) and push-update, each parented within the trace up to the request."""
+    task = api("POST", "/tasks", user, json={"title": "traced series", "due_at": "2031-01-01T09:00:00Z",
+                                              "recurrence": {"rrule": "FREQ=DAILY"}}).json()
+    assert api("POST", f"/tasks/{task['id']}/complete", user).status_code == 200
+    consumers = {"audit-sink", "on-task-event", "push-update"}
+
+    def complete_trace() -> dict[str, Any]:
+        for trace in traces(stack, "update-task", operation=COMPLETE, limit=50):
+            if not any(tag(s, "todo.task_id") == task["id"] for s in trace["spans"]):
+                continue
+            seen = {service_of(trace, s) for s in trace["spans"] if tag(s, "span.kind") == "consumer"}
+            if consumers <= seen and any(service_of(trace, s) == "on-task-event" and s["operationName"].startswith(
+                    "publish ") for s in trace["spans"]):
+                return trace
+        raise AssertionError(f"no complete trace of task {task['id']}'s completion yet")
+
+    trace = eventually(complete_trace, timeout=90, interval=1.0)
+    by_id = {s["spanID"]: s for s in trace["spans"]}
+    [root] = [s for s in trace["spans"] if s["operationName"] == COMPLETE]
+    assert service_of(trace, root) == "update-task"
+    assert tag(root, "span.kind") == "server"
+
+    def ancestry(span: dict[str, Any]) -> list[str]:
+        chain = []
+        while references(span):
+            parent = by_id.get(references(span)[0])
+            assert parent is not None, f"{span['operationName']} has a parent outside the trace"
+            chain.append(service_of(trace, parent) + ":" + parent["operationName"])
+            span = parent
+        assert span is root, f"a second root: {span['operationName']}"
+        return chain
+
+    for span in trace["spans"]:
+        if tag(span, "span.kind") == "consumer" and service_of(trace, span) in consumers:
+            chain = ancestry(span)
+            # Its own daprd delivered it; update-task's daprd published it.
+            assert chain[0].startswith(service_of(trace, span) + ":"), chain
+            assert any(link.startswith("update-task:") and "Publish" in link for link in chain), chain
+    # The database statements of the completion are children of the request.
+    assert any(tag(s, "db.system") == "postgresql" and references(s) == [root["spanID"]] for s in trace["spans"])

@@ -195,8 +195,10 @@ class HttpFunction(RuntimeBound):
             with tracing.span(f"{request.method} {path}", kind="server", parent=request.headers.get("traceparent"),
                               attributes={"http.request.method": request.method}) as span:
                 response, operation = await self._serve(request)
-                if operation is not None:
-                    tracing.set_attribute(span, "http.route", operation)
+                route = next((r for r in self.routes if r.operation == operation), None)
+                if span is not None and route is not None:  # named after the route: ids stay out of span names
+                    span.update_name(f"{request.method} {route.path}")
+                    tracing.set_attribute(span, "http.route", route.path)
                 tracing.set_attribute(span, "http.response.status_code", response.status_code)
             if operation is not None:  # a row of the route table, or "unmatched": a bounded label
                 metrics.HTTP_REQUESTS.inc(function=self.name, operation=operation, status=str(response.status_code))
@@ -219,6 +221,8 @@ class HttpFunction(RuntimeBound):
         runtime = self.runtime
         task_id = params.get("id")
         logs.bind(operation=route.operation, task_id=int(task_id) if task_id and task_id.isdigit() else None)
+        if task_id and task_id.isdigit():
+            tracing.tag("todo.task_id", int(task_id))
         try:
             body = await _read_body(request, runtime.base_settings.max_body_bytes)
         except HttpProblem as problem:
