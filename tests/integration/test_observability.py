@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,10 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
+from todo.adapters.outbox import Message, OutboxRelay, Undelivered
 from todo.adapters.tables import outbox
+from todo.adapters.tables import reminders as reminder_rows
+from todo.adapters.unit_of_work import SqlUnitOfWork
+from todo.domain.task import Reminder, TaskFields
 from todo.gateway import load_function
 from todo.proxy import build_proxy_app
 from todo.runtime import Runtime
+from todo.service import reminders, tasks
+from todo.service.tasks import Context
 from todo.settings import Settings
 
 from .conftest import Api
@@ -134,3 +141,74 @@ def test_a_function_whose_database_is_away_is_not_ready_but_alive(settings: Sett
         assert app.get("/healthz").status_code == 200
     finally:
         away.close()
+
+
+def test_a_socket_counts_while_open_and_each_message_it_is_sent(
+        function: Callable[[str], TestClient], client: TestClient, alice: Api, token: Callable[[str], str],
+        runtime: Runtime) -> None:
+    push = function("push-update")
+    before = scrape(push)
+    with client.websocket_connect("/ws", subprotocols=["bearer", token("alice")]) as socket:
+        for title in ("first", "second"):
+            assert alice.post("/tasks", json={"title": title}).status_code == 201
+        assert [socket.receive_json()["seq"] for _ in range(2)] == [1, 2]  # so the hub holds the socket by now
+        runtime.relay.drain()  # every change delivered to push-update while the socket is open
+        during = scrape(push)
+    after = scrape(push)  # the test client has run the socket's handler to its end
+    labels = {"function": "push-update"}
+    assert value(during, "todo_push_connections", **labels) == value(before, "todo_push_connections", **labels) + 1
+    assert value(after, "todo_push_connections", **labels) == value(before, "todo_push_connections", **labels)
+    assert value(after, "todo_push_messages_total", **labels) == \
+        value(before, "todo_push_messages_total", **labels) + 2
+    assert value(after, "todo_push_lag_seconds_count", **labels) == \
+        value(before, "todo_push_lag_seconds_count", **labels) + 2
+
+
+def test_a_reminder_fired_late_is_observed_with_its_lateness_and_its_notification_counted(
+        function: Callable[[str], TestClient], runtime: Runtime) -> None:
+    remind = function("on-reminder")
+    due = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    fields = TaskFields(title="call mum", due_at=due, reminders=(Reminder(before=timedelta(minutes=5)),))
+    tasks.create_task(runtime.uow(), Context("alice", "create-task", datetime.now(UTC)), fields)
+    before = scrape(remind)
+    late = due - timedelta(minutes=5) + timedelta(seconds=7)  # the scan runs 7 s after the reminder was due
+    assert reminders.scan(runtime.uow(), "on-reminder", late) == 1
+    with runtime.engine.connect() as conn:
+        reminder_id, task_id = conn.execute(select(reminder_rows.c.id, reminder_rows.c.task_id)).one()
+    triggered = reminders.Triggered(reminder_id, "alice", task_id, "call mum", due, late - timedelta(seconds=7))
+    assert reminders.notify(runtime.uow(), runtime.channels, triggered, late) == {"in_app": True}
+    after = scrape(remind)
+    labels = {"function": "on-reminder"}
+    assert value(after, "todo_reminder_lateness_seconds_count", **labels) == \
+        value(before, "todo_reminder_lateness_seconds_count", **labels) + 1
+    assert value(after, "todo_reminder_lateness_seconds_sum", **labels) == \
+        pytest.approx(value(before, "todo_reminder_lateness_seconds_sum", **labels) + 7)
+    # 7 s lies above the 5 s bound TodoRemindersLate reads, below the 10 s one.
+    assert value(after, "todo_reminder_lateness_seconds_bucket", **labels, le="5.0") == \
+        value(before, "todo_reminder_lateness_seconds_bucket", **labels, le="5.0")
+    assert value(after, "todo_reminder_lateness_seconds_bucket", **labels, le="10.0") == \
+        value(before, "todo_reminder_lateness_seconds_bucket", **labels, le="10.0") + 1
+    sent = {**labels, "channel": "in_app", "outcome": "sent"}
+    assert value(after, "todo_notifications_total", **sent) == value(before, "todo_notifications_total", **sent) + 1
+
+
+def test_a_publish_the_broker_refuses_counts_as_a_failure_and_its_rows_as_pending(
+        runtime: Runtime, engine: Engine) -> None:
+    # Neither the gateway (its sweep) nor the runtime's relay (after a commit of runtime.uow()) runs here:
+    # the refusing relay is the only one to try these rows.
+    create = TestClient(load_function("create-task", runtime))
+    tasks.create_task(SqlUnitOfWork(engine), Context("alice", "create-task", datetime.now(UTC)), TaskFields(title="t"))
+    before = scrape(create)
+
+    class Refusing:
+        def publish_many(self, topic: str, messages: Sequence[Message]) -> Sequence[Undelivered]:
+            raise ConnectionError("broker unreachable")
+
+    assert OutboxRelay(engine, Refusing(), function="create-task").drain() == 0
+    after = scrape(create)
+    # The drain gives up at the first refused call (task-events, committed first) until the next one.
+    labels = {"function": "create-task", "topic": "task-events"}
+    assert value(after, "todo_outbox_publish_failures_total", **labels) == \
+        value(before, "todo_outbox_publish_failures_total", **labels) + 1
+    assert value(after, "todo_outbox_pending", function="create-task") == 2
+    assert value(after, "todo_outbox_oldest_pending_seconds", function="create-task") >= 0
