@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -46,10 +48,32 @@ def test_an_observation_with_the_wrong_labels_is_refused() -> None:
         metrics.PUSH_CONNECTIONS.set(1, function="x", user="alice")  # an unbounded label
 
 
-def test_a_function_module_loads_neither_prometheus_client_nor_opentelemetry() -> None:
-    # The cold start pays for neither until a scrape, or until tracing is configured.
-    code = ("import sys, runpy; runpy.run_path('functions/create-task/main.py'); "
-            "print(sorted(m for m in sys.modules if m.startswith(('prometheus_client', 'opentelemetry'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PATH": "/usr/bin:/bin"})
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+LOADED = "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('prometheus_client', 'opentelemetry'))}))"
+
+
+def first_requests(tmp_path: Path, *paths: str, **env: str) -> list[str]:
+    """The telemetry libraries a fresh create-task process holds after answering ``paths``, served as
+    functions-framework serves it (the cold start bench P1 times)."""
+    code = ("import sys\n"
+            "from functions_framework.aio import create_asgi_app\n"
+            "from starlette.testclient import TestClient\n"
+            "app = TestClient(create_asgi_app('create_task', 'functions/create-task/main.py'))\n"
+            f"for path in {paths!r}:\n"
+            "    app.post(path) if path == '/tasks' else app.get(path)\n"
+            f"{LOADED}\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "TODO_DATA_DIR": str(tmp_path), **env})
+    loaded: list[str] = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def test_a_cold_start_loads_neither_prometheus_client_nor_opentelemetry(tmp_path: Path) -> None:
+    # The first request (a 401 composes the runtime: settings, logging, tracing) pays for neither.
+    assert first_requests(tmp_path, "/tasks") == []
+
+
+def test_the_first_scrape_loads_prometheus_client_and_configured_tracing_loads_opentelemetry(
+        tmp_path: Path) -> None:
+    # The other side of the test above: it would see either library were it loaded.
+    assert first_requests(tmp_path, "/tasks", "/metrics") == ["prometheus_client"]
+    assert first_requests(tmp_path, "/tasks", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9") == ["opentelemetry"]
