@@ -4,7 +4,8 @@ One trace follows one change: the HTTP request's span in the writer; the outbox 
 ``traceparent`` of the transaction that wrote it, and the relay sends it as the CloudEvent
 ``traceparent`` extension (and as the publish call's gRPC metadata, so that daprd's publish span is a
 child); each consumer's span is a child of the delivery's ``traceparent`` (daprd's or KafkaSource's
-header, else the event's extension). Database statements are child spans.
+header, else the event's extension), with one span more for each other trace a bulk holds
+(:func:`delivery`). Database statements are child spans.
 
 When the variable is unset nothing of OpenTelemetry is imported and every function here is a constant
 no-op: tracing then costs what a ``with nullcontext()`` costs (bench P1/P2 measure it).
@@ -80,8 +81,50 @@ def span(name: str, *, kind: str = "internal", parent: str | None = None, links:
     context = _extract(parent) if parent else None
     found = [Link(c) for c in (_span_context(t) for t in links) if c is not None]
     with _tracer.start_as_current_span(name, context=context, kind=getattr(SpanKind, kind.upper()), links=found,
-                                       attributes=dict(attributes or {})) as current:
+                                       attributes=_present(attributes)) as current:
         yield current
+
+
+def _present(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (attributes or {}).items() if v is not None}  # the SDK warns of a None
+
+
+def trace_id(traceparent: str) -> str | None:
+    """The trace a W3C ``traceparent`` (``00-<trace>-<span>-<flags>``) belongs to."""
+    parts = traceparent.split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
+@contextlib.contextmanager
+def delivery(name: str, *, header: str | None, events: Sequence[str | None],
+             attributes: Mapping[str, Any] | None = None) -> Iterator[Any]:
+    """The consumer span(s) of one delivery: one in each trace its events belong to, so that every change's
+    trace holds this consumer, however daprd bulked the events (``events``: each one's ``traceparent``).
+
+    ``header`` is the delivery's own ``traceparent`` (daprd's delivery span, KafkaSource's dispatch): it
+    parents the span of its trace, which is current for the work, so the statements are its children.
+    daprd sends one header for a bulk (that of its last entry's delivery span); each other trace gets a
+    span parented by the first of its events' ``traceparent``, linked to the current one, spanning the
+    same work. Without a header, the first event's trace takes the header's part."""
+    if _tracer is None:
+        yield None
+        return
+    from opentelemetry.trace import Link, SpanKind
+
+    parents: dict[str | None, str] = {}  # trace id -> traceparent of the span's parent
+    for traceparent in (header, *events):
+        if traceparent:
+            parents.setdefault(trace_id(traceparent), traceparent)
+    main = next(iter(parents.values()), None)
+    with span(name, kind="consumer", parent=main, attributes=attributes) as current:
+        others = [_tracer.start_span(name, context=_extract(traceparent), kind=SpanKind.CONSUMER,
+                                     links=[Link(current.get_span_context())], attributes=_present(attributes))
+                  for traceparent in list(parents.values())[1:]]
+        try:
+            yield current
+        finally:
+            for other in others:
+                other.end()
 
 
 def set_attribute(current: Any, key: str, value: Any) -> None:

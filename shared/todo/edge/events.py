@@ -381,16 +381,16 @@ class EventFunction(RuntimeBound):
         started = time.perf_counter()
         first = event if isinstance(event, IncomingEvent) else next(
             (e for _, e in event if isinstance(e, IncomingEvent)), None)
-        traces = [t for t in (_traceparent(e) for _, e in (event if isinstance(event, list) else []))
-                  if t is not None]
-        # daprd and KafkaSource send the delivery's trace context as the traceparent header; else the event's.
-        parent = request.headers.get("traceparent") or (_traceparent(first) if first is not None else None)
-        with tracing.span(f"{self.name} {first.type if first is not None else 'delivery'}", kind="consumer",
-                          parent=parent, links=traces[1:], attributes={
-                              "messaging.system": "kafka", "messaging.destination.name": self._topic_label(first),
-                              "messaging.message.id": first.id if first is not None else None,
-                              "messaging.batch.message_count": len(event) if isinstance(event, list) else 1,
-                          }):
+        entries = [e for _, e in event] if isinstance(event, list) else [event]
+        # daprd and KafkaSource send the delivery's trace context as the traceparent header; each event
+        # carries its change's (the outbox row's, todo.adapters.outbox).
+        with tracing.delivery(f"{self.name} {first.type if first is not None else 'delivery'}",
+                              header=request.headers.get("traceparent"),
+                              events=[_traceparent(e) for e in entries], attributes={
+                                  "messaging.system": "kafka",
+                                  "messaging.destination.name": self._topic_label(first),
+                                  "messaging.message.id": first.id if first is not None else None,
+                                  "messaging.batch.message_count": len(entries)}):
             try:
                 if isinstance(event, list):  # a daprd bulk
                     statuses = await in_thread(self._process_bulk, event)
