@@ -48,7 +48,7 @@ class DaprPublisher:
 
         entries = [
             BulkPublishEntry(
-                event=json.dumps(cloud_event, separators=(",", ":")),
+                event=json.dumps(_keeping_trace(cloud_event), separators=(",", ":")),
                 content_type="application/cloudevents+json",
                 entry_id=str(index),
                 metadata={
@@ -73,6 +73,17 @@ class DaprPublisher:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _keeping_trace(cloud_event: dict[str, Any]) -> dict[str, Any]:
+    """The event with its ``traceparent`` also as Dapr's own ``traceid``: daprd keeps the trace context of a
+    CloudEvent it is given only when ``traceid`` is there (components-contrib ``pubsub.FromCloudEvent``);
+    otherwise it writes its publish span's over both, and for a bulk that span is in the trace of the first
+    event only (the call's), so every other change's consumers would land in a stranger's trace."""
+    traceparent = cloud_event.get("traceparent")
+    if not traceparent or "traceid" in cloud_event:
+        return cloud_event
+    return {**cloud_event, "traceid": traceparent}
 
 
 @dataclass(frozen=True)
