@@ -3,7 +3,7 @@ traceparent, and each consumer's span its child (both engines; the real stack's 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -11,9 +11,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from starlette.testclient import TestClient
 
 from todo import tracing
 from todo.adapters.tables import outbox
+from todo.edge import push
 from todo.routes import SUBSCRIPTIONS
 from todo.runtime import Runtime
 
@@ -55,3 +57,19 @@ def test_an_untraced_change_stores_no_trace_context(alice: Api, engine: Engine) 
     assert alice.post("/tasks", json={"title": "not traced"}).status_code == 201
     with engine.connect() as conn:
         assert set(conn.execute(select(outbox.c.traceparent)).scalars()) == {None}
+
+
+def test_the_socket_send_ends_the_trace_of_the_change_it_pushes(
+        spans: InMemorySpanExporter, client: TestClient, alice: Api, token: Callable[[str], str],
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The feed's poller would send the message too if it woke first; here only the event brings it.
+    monkeypatch.setattr(push, "POLL_SECONDS", 3600.0)
+    with client.websocket_connect("/ws", subprotocols=["bearer", token("alice")]) as socket:
+        assert alice.post("/tasks", json={"title": "pushed"}).status_code == 201
+        runtime.relay.drain()
+        assert socket.receive_json()["seq"] == 1
+    [request] = [s for s in spans.get_finished_spans() if s.name == "POST /tasks"]
+    [send] = [s for s in spans.get_finished_spans() if s.name == "push to socket"]
+    [consumer] = [s for s in spans.get_finished_spans() if s.name.startswith("push-update ")
+                  and s.context.span_id == (send.parent.span_id if send.parent else None)]
+    assert send.context.trace_id == consumer.context.trace_id == request.context.trace_id

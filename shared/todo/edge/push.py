@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .. import metrics
+from .. import metrics, tracing
 from ..adapters.change_feed import PushStore
 from ..routes import WS_FUNCTION as FUNCTION
 from ..runtime import Runtime
@@ -44,7 +44,8 @@ class Connection:
     user_id: str
     last: int
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    inbox: list[dict[str, Any]] = field(default_factory=list)
+    # Messages from events, each with the trace context of the consumer span that handed it over.
+    inbox: list[tuple[dict[str, Any], str | None]] = field(default_factory=list)
 
 
 class Hub:
@@ -79,11 +80,11 @@ class Hub:
             return
         if committed_at is not None:
             metrics.PUSH_LAG.observe(max(0.0, (datetime.now(UTC) - committed_at).total_seconds()), function=FUNCTION)
-        loop.call_soon_threadsafe(self._deliver, user_id, message)
+        loop.call_soon_threadsafe(self._deliver, user_id, message, tracing.current_traceparent())
 
-    def _deliver(self, user_id: str, message: dict[str, Any]) -> None:
+    def _deliver(self, user_id: str, message: dict[str, Any], traceparent: str | None) -> None:
         for connection in self.connections.get(user_id, ()):
-            connection.inbox.append(message)
+            connection.inbox.append((message, traceparent))
             connection.wake.set()
 
     def ensure_poller(self, store: PushStore) -> None:
@@ -188,14 +189,18 @@ async def _serve(connection: Connection, store: PushStore, reader: asyncio.Task[
             return
         connection.wake.clear()
         pending, connection.inbox = connection.inbox, []
-        for message in sorted(pending, key=lambda m: int(m["seq"])):
+        for message, traceparent in sorted(pending, key=lambda m: int(m[0]["seq"])):
             seq = int(message["seq"])
             if seq <= connection.last:
                 continue  # seen already (replayed, or from both Kafka and the poll)
             if seq > connection.last + 1:
                 await _fill(connection, store, up_to=seq - 1)
             if seq == connection.last + 1:
-                await connection.socket.send_json(message)
+                # The send ends the change's trace: a child of the consumer span that brought the message.
+                sending = tracing.span("push to socket", kind="producer", parent=traceparent, attributes={
+                    "messaging.system": "websocket", "todo.seq": seq}) if traceparent else contextlib.nullcontext()
+                with sending:
+                    await connection.socket.send_json(message)
                 metrics.PUSH_MESSAGES.inc(function=FUNCTION)
                 connection.last = seq
         await _fill(connection, store, up_to=None)
