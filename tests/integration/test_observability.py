@@ -25,6 +25,7 @@ from todo.runtime import Runtime
 from todo.service import reminders, tasks
 from todo.service.tasks import Context
 from todo.settings import Settings
+from todo_dev import ports
 
 from .conftest import Api
 
@@ -212,3 +213,16 @@ def test_a_publish_the_broker_refuses_counts_as_a_failure_and_its_rows_as_pendin
         value(before, "todo_outbox_publish_failures_total", **labels) + 1
     assert value(after, "todo_outbox_pending", function="create-task") == 2
     assert value(after, "todo_outbox_oldest_pending_seconds", function="create-task") >= 0
+
+
+def test_a_function_beside_an_absent_sidecar_is_not_ready(settings: Settings) -> None:
+    # TODO_EVENTS=dapr: events go through daprd, so its outbound readiness is part of the function's.
+    nobody = ports.test_port(69)  # nothing of this run listens there
+    beside = Runtime(settings.with_(events="dapr", dapr_http_port=nobody))
+    try:
+        response = TestClient(load_function("audit-sink", beside)).get("/readyz")
+        assert response.status_code == 503
+        assert "sidecar: unavailable" in response.json()["detail"]
+        assert "database" not in response.json()["detail"]  # the database answers; only the sidecar is missing
+    finally:
+        beside.close()
