@@ -226,3 +226,24 @@ def test_a_function_beside_an_absent_sidecar_is_not_ready(settings: Settings) ->
         assert "database" not in response.json()["detail"]  # the database answers; only the sidecar is missing
     finally:
         beside.close()
+
+
+def test_an_event_whose_database_is_away_counts_as_a_retry(
+        alice: Api, runtime: Runtime, engine: Engine, settings: Settings) -> None:
+    assert alice.post("/tasks", json={"title": "pay rent"}).status_code == 201
+    runtime.relay.drain()
+    with engine.connect() as conn:
+        payload = conn.execute(select(outbox.c.payload).where(outbox.c.topic == "task-events")).scalar_one()
+    away = Runtime(settings.with_(database_url="postgresql+pg8000://todo@127.0.0.1:9/todo",
+                                  database_sslmode="disable"))
+    try:
+        sink = TestClient(load_function("audit-sink", away))
+        before = scrape(sink)
+        response = sink.post("/events", content=payload, headers=STRUCTURED)
+        assert (response.status_code, response.json()["status"]) == (500, "RETRY")  # daprd redelivers
+        after = scrape(sink)
+    finally:
+        away.close()
+    retried = {"function": "audit-sink", "topic": "task-events", "type": "dev.todo.task.created.v1",
+               "outcome": "retry"}
+    assert value(after, "todo_events_total", **retried) == value(before, "todo_events_total", **retried) + 1
