@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from todo.edge.events import EventFunction, IncomingEvent, Poison, event_time
+from todo.edge.events import EventFunction, IncomingEvent, Poison
 from todo.edge.http import Call, HttpFunction, Reply
 from todo.edge.push import HUB, websocket_endpoint
 from todo.edge.schemas import ChangesQueryIn, push_message
@@ -42,7 +42,7 @@ def handle(runtime: Runtime, event: IncomingEvent) -> None:
         user_id, message = push_message(event.type, event.data)
     except ValueError as exc:  # pydantic's ValidationError too
         raise Poison.of(exc) from exc
-    HUB.deliver(user_id, message, committed_at=event_time(event))
+    HUB.deliver(user_id, message)
 
 
 events = EventFunction("push-update", handle, runtime_of=fn)

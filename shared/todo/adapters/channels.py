@@ -104,8 +104,7 @@ class Channels:
         try:
             with self.engine.begin() as conn:
                 seq = SqlChangeFeed(conn).append(reminder.user_id, body, now)
-                event = push_cloud_event(reminder.user_id, {**body, "seq": seq}, now,
-                                         f"reminder-{reminder.reminder_id}")
+                event = push_cloud_event(reminder.user_id, {**body, "seq": seq}, f"reminder-{reminder.reminder_id}")
                 OutboxStore(conn).add([event], now)
         except IntegrityError:  # its fixed event id is queued already: delivered before
             return Attempt(True, "already queued")

@@ -260,17 +260,6 @@ def event_context(event: IncomingEvent) -> dict[str, Any]:
             "user_id": user_id if isinstance(user_id, str) else None}
 
 
-def event_time(event: IncomingEvent) -> datetime | None:
-    """When the event happened (our producers: the commit), if it says."""
-    if not event.time:
-        return None
-    try:
-        found = datetime.fromisoformat(str(event.time).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
-
-
 def order_key(event: IncomingEvent) -> str | None:
     """What an event keeps its order within: its partition key (our events: the user id)."""
     key = event.attributes.get("partitionkey")

@@ -72,12 +72,12 @@ class Hub:
     def _count(self) -> None:
         metrics.PUSH_CONNECTIONS.set(sum(map(len, self.connections.values())), function=FUNCTION)
 
-    def deliver(self, user_id: str, message: dict[str, Any], committed_at: datetime | None = None) -> None:
-        """From any thread: hand a numbered message to the user's connections here (``committed_at``: when
-        its change was committed, for the lag from commit to socket)."""
+    def deliver(self, user_id: str, message: dict[str, Any]) -> None:
+        """From any thread: hand a numbered message to the user's connections here."""
         loop = self.loop
         if loop is None or user_id not in self.connections:
             return
+        committed_at = _time_of(message)  # the message says when its change was committed
         if committed_at is not None:
             metrics.PUSH_LAG.observe(max(0.0, (datetime.now(UTC) - committed_at).total_seconds()), function=FUNCTION)
         loop.call_soon_threadsafe(self._deliver, user_id, message, tracing.current_traceparent())
@@ -107,6 +107,14 @@ class Hub:
 
 
 HUB = Hub()
+
+
+def _time_of(message: dict[str, Any]) -> datetime | None:
+    try:
+        found = datetime.fromisoformat(str(message.get("time")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return found if found.tzinfo is not None else None
 
 
 def origin_allowed(origin: str | None, patterns: tuple[str, ...], host: str | None = None) -> bool:

@@ -132,9 +132,8 @@ def reminder_cloud_event(kind: str, task: Task, remind_at: datetime, now: dateti
     )
 
 
-def push_cloud_event(user_id: str, message: dict[str, Any], at: datetime, event_id: str | None = None) -> OutgoingEvent:
-    """One numbered message of a user's change feed, on ``task-updates`` for push-update. ``at``: when it was
-    committed, from which push-update measures the lag to the socket (``todo_push_lag_seconds``)."""
+def push_cloud_event(user_id: str, message: dict[str, Any], event_id: str | None = None) -> OutgoingEvent:
+    """One numbered message of a user's change feed, on ``task-updates`` for push-update."""
     return OutgoingEvent(
         topic=TASK_UPDATES_TOPIC,
         partition_key=user_id,
@@ -144,7 +143,6 @@ def push_cloud_event(user_id: str, message: dict[str, Any], at: datetime, event_
             "source": source_of("change-feed"),
             "type": event_type("push", "change"),
             "subject": user_id,
-            "time": iso(at),
             "datacontenttype": "application/json",
             "partitionkey": user_id,
             "data": {"user_id": user_id, "message": message},

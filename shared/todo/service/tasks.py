@@ -196,7 +196,7 @@ def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Tas
     message = {"type": f"task.{event_type}", "task": as_json, "time": iso(ctx.now)}
     seq = uow.changes.append(task.user_id, message, ctx.now)
     events = [task_cloud_event(TaskEvent(event_type, task, ctx.now), ctx.function_name),
-              push_cloud_event(task.user_id, {**message, "seq": seq}, ctx.now)]
+              push_cloud_event(task.user_id, {**message, "seq": seq})]
     if event_type == "deleted" or task.status is not Status.OPEN:
         uow.reminders.cancel(task.id)  # snoozes too: nothing reminds of a closed task
     else:
