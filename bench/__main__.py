@@ -16,7 +16,8 @@ from pathlib import Path
 from .common import RESULTS, Row, machine
 
 MODULES = {"p1": "p1_cold_start", "p2": "p2_create_throughput", "p4": "p4_search", "p3": "p3_freshness",
-           "p5": "p5_reminders", "p6": "p6_consumers", "p8": "p8_poison_recovery", "r1": "r1_recurrence"}
+           "p5": "p5_reminders", "p6": "p6_consumers", "p8": "p8_poison_recovery", "r1": "r1_recurrence",
+           "t1": "t1_telemetry"}
 
 
 def table(rows: list[Row]) -> str:

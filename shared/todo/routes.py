@@ -87,7 +87,9 @@ ROUTES: tuple[Route, ...] = (
           response=s.ChangesPage, query=s.ChangesQueryIn),
 )
 
-HEALTH_PATH = "/healthz"
+HEALTH_PATH = "/healthz"  # liveness: answers while the process serves, touches nothing
+READY_PATH = "/readyz"  # readiness: the database and, where events go through it, the sidecar
+METRICS_PATH = "/metrics"  # Prometheus scrapes each function here; never routed by the public gateway
 WS_PATH = "/ws"  # the WebSocket of push-update (not an HTTP route: the gateway passes it through)
 WS_FUNCTION = "push-update"
 HTTP_FUNCTIONS: tuple[str, ...] = tuple(dict.fromkeys(r.function for r in ROUTES))

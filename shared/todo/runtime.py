@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from . import logs
+from . import logs, tracing
 from .adapters.db import make_engine
 from .adapters.outbox import OutboxRelay, Publisher
 from .adapters.publishers import InProcessBus, make_publisher
@@ -32,14 +32,16 @@ class Runtime:
     publisher and the outbox relay, the notification channels. One per process (see todo.edge.function)."""
 
     @classmethod
-    def from_environment(cls) -> Runtime:
+    def from_environment(cls, name: str = "todo") -> Runtime:
         """The composition root of a function process: its settings, read once from the environment."""
-        return cls(get_settings())
+        return cls(get_settings(), name=name)
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, name: str = "todo") -> None:
+        self.name = name  # the function this process serves ("todo": several, or a tool), for metrics and traces
         # Logging is set up with the runtime: by now a server's worker has installed its own loggers,
         # and configure() takes them over.
         logs.configure(settings.log_level)
+        tracing.configure(settings, name)  # once per process: exporting only with OTEL_EXPORTER_OTLP_ENDPOINT
         self._given = settings
         self.bus = InProcessBus()
         self._relay_started = False
@@ -61,7 +63,9 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        return make_engine(self.settings)
+        engine = make_engine(self.settings)
+        tracing.instrument_engine(engine)  # a no-op unless tracing
+        return engine
 
     @cached_property
     def verifier(self) -> TokenVerifier:
@@ -73,7 +77,7 @@ class Runtime:
 
     @cached_property
     def relay(self) -> OutboxRelay:
-        return OutboxRelay(self.engine, self.publisher)
+        return OutboxRelay(self.engine, self.publisher, function=self.name)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)
@@ -124,6 +128,7 @@ class Runtime:
             self.relay.stop()
         if "engine" in self.__dict__:
             self.engine.dispose()
+        tracing.shutdown()
 
     @staticmethod
     def now() -> datetime:

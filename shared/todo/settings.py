@@ -58,6 +58,10 @@ class Settings:
     dapr_http_port: int = setting(3500, "DAPR_HTTP_PORT", "the sidecar's HTTP port (set by daprd), for the "
                                   "secret store")
     dapr_grpc_port: int = setting(50001, "DAPR_GRPC_PORT", "the sidecar's gRPC port (set by daprd)")
+    # The OpenTelemetry SDK reads the other OTEL_* variables itself (protocol, headers, sampler): this one
+    # only decides whether spans are exported at all, and whether the SDK is loaded.
+    otel_endpoint: str | None = setting(None, "OTEL_EXPORTER_OTLP_ENDPOINT", "OTLP/HTTP collector to export spans "
+                                        "to (e.g. `http://127.0.0.1:4318`); unset: no tracing, nothing loaded")
     outbox_sweep_seconds: float = setting(5.0, "TODO_OUTBOX_SWEEP_SECONDS", "how often the relay sweeps leftovers")
     # A Dapr cron binding ticks every second; a PingSource every minute in the cluster (todo_dev.deploy
     # sets 60 there).

@@ -1,7 +1,8 @@
 """The tables of docs/ that the code already states: the variables (todo.settings), the routes
-(todo.routes), the accepted ranges (todo.limits) and the problems the edge answers (todo.edge.problems).
-``python -m todo_dev.docs`` writes each between its markers; ``--check`` lists the stale ones, and
-tests/docs fails while one is stale, so a new setting, route, limit or problem cannot go undocumented.
+(todo.routes), the accepted ranges (todo.limits), the problems the edge answers (todo.edge.problems) and
+the metrics (todo.metrics). ``python -m todo_dev.docs`` writes each between its markers; ``--check``
+lists the stale ones, and tests/docs fails while one is stale, so a new setting, route, limit, problem
+or metric cannot go undocumented.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from todo.edge.problems import REFUSALS
 from todo.limits import TABLE as LIMITS
+from todo.metrics import FAMILIES
 from todo.routes import ROUTES
 from todo.settings import variables
 
@@ -49,6 +51,13 @@ def problems_table() -> str:
     rows = ["| status | title | when |", "|---|---|---|"]
     rows += [f"| {r.status} | {_cell(r.title)} | {_cell(r.description)} |"
              for r in sorted(REFUSALS, key=lambda r: r.status)]
+    return "\n".join(rows)
+
+
+def metrics_table() -> str:
+    rows = ["| metric | type | labels | meaning |", "|---|---|---|---|"]
+    rows += [f"| `{f.name}` | {f.kind} | {', '.join(f'`{label}`' for label in f.labels)} | {_cell(f.help)} |"
+             for f in FAMILIES]
     return "\n".join(rows)
 
 
@@ -90,6 +99,7 @@ TABLES: tuple[Table, ...] = (
     Table("routes", "docs/api.md", routes_table, "shared/todo/routes.py"),
     Table("problems", "docs/api.md", problems_table, "shared/todo/edge/problems.py"),
     Table("limits", "docs/limits.md", limits_table, "shared/todo/limits.py"),
+    Table("metrics", "docs/operations.md", metrics_table, "shared/todo/metrics.py"),
 )
 
 

@@ -63,7 +63,8 @@ class Stack:
     pg_port: int = DEV.postgres
     kafka_port: int = DEV.kafka
     smtp_port: int = DEV.smtp  # where on-reminder's daprd sends mail (the email component)
-    tracing: TracingPorts = DEV_TRACING  # its Jaeger: every daprd exports its spans there
+    tracing: TracingPorts = DEV_TRACING  # its Jaeger: every daprd, and every function, exports its spans there
+    export_traces: bool = True  # the functions' own spans too (bench P1/P2 compare with and without)
     functions: tuple[str, ...] = field(default_factory=functions_present)
     # How each process starts: from the work tree's sources (make run STACK=real), or as the images
     # ship it (todo_dev.launch.AsShipped: the system tests).
@@ -200,7 +201,17 @@ class Stack:
         for name in ("TODO_DATABASE_URL", "TODO_JWT_SECRET", "KAFKA_BROKERS", "SMTP_HOST", "SMTP_PORT"):
             env.pop(name)
         env["TODO_SECRET_STORE"] = "envstore"  # noqa: S105 (the store's name, not a secret)
+        env.update(self.tracing_env())
         return env
+
+    def tracing_env(self) -> dict[str, str]:
+        """A function's OTLP exporter: Jaeger's OTLP/HTTP port (only the function's: daprd would read the
+        same variable as its own, and it exports over gRPC by its --config)."""
+        if not self.export_traces:
+            return {}
+        return {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.tracing.otlp_http}",
+                # A short batch delay: a trace is complete in Jaeger a moment after the change, not 5 s later.
+                "OTEL_BSP_SCHEDULE_DELAY": "200"}
 
     def start_function(self, function: str, *, app: bool = True, sidecar: bool = True,
                        ports: Ports | None = None, name: str | None = None) -> None:

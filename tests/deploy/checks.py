@@ -23,7 +23,7 @@ from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 from starlette.testclient import TestClient
 
 from todo.proxy import build_proxy_app
-from todo.routes import HEALTH_PATH, Route, ticks_of
+from todo.routes import HEALTH_PATH, METRICS_PATH, READY_PATH, Route, ticks_of
 from todo_dev import deploy
 
 Doc = dict[str, Any]
@@ -340,8 +340,15 @@ def scaling_problems(manifests: Manifests) -> list[str]:
             for resource in ("cpu", "memory"):
                 if resource not in resources.get(part, {}):
                     problems.append(f"{name}: no {resource} {part}")
-        if box.get("readinessProbe", {}).get("httpGet", {}).get("path") != HEALTH_PATH:
-            problems.append(f"{name}: no readiness probe on {HEALTH_PATH}")
+        # A function is ready when its database (and sidecar) answer; the gateway has neither.
+        probe = HEALTH_PATH if name == deploy.GATEWAY else READY_PATH
+        if box.get("readinessProbe", {}).get("httpGet", {}).get("path") != probe:
+            problems.append(f"{name}: no readiness probe on {probe}")
+        if name != deploy.GATEWAY:
+            scrape = {k: notes.get(k) for k in ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path")}
+            if scrape != {"prometheus.io/scrape": "true", "prometheus.io/port": str(deploy.APP_PORT),
+                          "prometheus.io/path": METRICS_PATH}:
+                problems.append(f"{name}: no scrape annotations for {METRICS_PATH} on its own port")
         if box.get("securityContext", {}).get("runAsNonRoot") is not True:
             problems.append(f"{name}: not runAsNonRoot")
     return problems

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from todo import metrics
 from todo_dev.stack import CACHE, SCRIPTS
 
 from .checks import ROOT, Manifests
@@ -124,3 +125,15 @@ def test_a_dead_letter_rule_on_increase_alone_misses_a_new_series(promtool: Path
     result = run(promtool, tmp_path, rules, "test", "rules", "--run", "born with its first", CASES.name)
     assert result.returncode != 0
     assert "alertname: TodoDeadLetter" in result.stdout + result.stderr
+
+
+def test_every_metric_an_alert_reads_is_one_the_functions_export(manifests: Manifests) -> None:
+    used = {name for rule in alert_rules(rules_of(manifests)).values()
+            for name in re.findall(r"\btodo_[a-z_]+\b", rule["expr"])}
+    assert used, "the rules read no metric of ours"
+    assert used <= metrics.exported_names(), used - metrics.exported_names()
+
+
+def test_the_lateness_alert_threshold_is_a_bucket_bound_of_its_histogram() -> None:
+    # p99 > 5 s is then read off a bucket edge, not interpolated inside a wider bucket.
+    assert 5.0 in metrics.REMINDER_LATENESS.buckets

@@ -14,6 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
+from todo_dev.deploy import GATEWAY
 from todo_dev.deploy.model import DAPR_CONFIGURATION
 from todo_dev.stack import CACHE, SCRIPTS
 
@@ -52,6 +53,8 @@ def collector_config(manifests: Manifests, deployment: Doc) -> dict[str, Any]:
 
 
 def tracing_problems(manifests: Manifests) -> list[str]:
+    """What breaks the path of the sidecars' spans (the Dapr Configuration) or of the functions' spans
+    (their OTEL_EXPORTER_OTLP_ENDPOINT) to the collector's OTLP receiver."""
     try:
         configuration = manifests.get("Configuration", DAPR_CONFIGURATION, "dapr.io")
     except KeyError:
@@ -63,35 +66,52 @@ def tracing_problems(manifests: Manifests) -> list[str]:
         problems.append(f"samplingRate is {tracing.get('samplingRate')!r}, not \"1\" (every span)")
     if otel.get("protocol") != "grpc" or otel.get("isSecure") is not False:
         problems.append("otel must be protocol grpc, isSecure false (the collector takes plain OTLP gRPC)")
-    address = re.fullmatch(r"([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)", str(otel.get("endpointAddress")))
-    if address is None:
-        return [*problems, f"otel endpointAddress {otel.get('endpointAddress')!r} is no "
-                           "<service>.<namespace>.svc.cluster.local:<port>"]
-    name, namespace, port = address.group(1), address.group(2), int(address.group(3))
+    problems += collector_problems(manifests, str(otel.get("endpointAddress")), "grpc", "otel endpointAddress")
+    for name, service in manifests.services().items():
+        env = {e["name"]: e.get("value") for e in container(service).get("env", [])}
+        if name == GATEWAY:
+            continue  # it answers no change of its own: nothing to trace
+        endpoint = str(env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        if not endpoint.startswith("http://"):
+            problems.append(f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT {endpoint!r} is no http:// OTLP/HTTP endpoint")
+            continue
+        problems += collector_problems(manifests, endpoint.removeprefix("http://"), "http",
+                                       f"{name}: OTEL_EXPORTER_OTLP_ENDPOINT")
+    return problems
+
+
+def collector_problems(manifests: Manifests, address: str, protocol: str, who: str) -> list[str]:
+    """Whether ``address`` (``<service>.<namespace>.svc.cluster.local:<port>``) reaches a collector pod whose
+    OTLP receiver for ``protocol`` (grpc, http) listens on the port the Service sends to."""
+    found = re.fullmatch(r"([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local:(\d+)", address)
+    if found is None:
+        return [f"{who} {address!r} is no <service>.<namespace>.svc.cluster.local:<port>"]
+    name, namespace, port = found.group(1), found.group(2), int(found.group(3))
     service = _core(manifests, "Service", name, namespace)
     if service is None:
-        return [*problems, f"otel endpoint {name}.{namespace}: no such Service in knative/"]
+        return [f"{who} {name}.{namespace}: no such Service in knative/"]
     target = next((p.get("targetPort", p["port"]) for p in service["spec"]["ports"] if p["port"] == port), None)
     if target is None:
-        return [*problems, f"Service {name} has no port {port}"]
+        return [f"{who}: Service {name} has no port {port}"]
     selector = service["spec"].get("selector", {})
     pods = [d for _, d in manifests.docs("Deployment")
             if selector and selector.items() <= d["spec"]["template"]["metadata"].get("labels", {}).items()]
     if not pods:
-        return [*problems, f"Service {name} selects no Deployment"]
+        return [f"{who}: Service {name} selects no Deployment"]
     ports = {p.get("name"): p["containerPort"] for p in container(pods[0]).get("ports", [])}
     container_port = ports.get(target) if isinstance(target, str) else target
     if container_port not in ports.values():
-        return [*problems, f"Service {name} port {port} targets {target!r}, which the collector does not expose"]
+        return [f"{who}: Service {name} port {port} targets {target!r}, which the collector does not expose"]
     receiver = collector_config(manifests, pods[0]).get("receivers", {}).get("otlp", {}).get("protocols", {})
-    grpc = str((receiver.get("grpc") or {}).get("endpoint", ""))
-    if not grpc.endswith(f":{container_port}"):
-        problems.append(f"Service {name} sends OTLP gRPC to container port {container_port}; the collector's OTLP "
-                        f"gRPC receiver listens on {grpc or 'its default'}")
-    return problems
+    listening = str((receiver.get(protocol) or {}).get("endpoint", ""))
+    if not listening.endswith(f":{container_port}"):
+        return [f"{who}: Service {name} sends OTLP {protocol} to container port {container_port}; the collector's "
+                f"OTLP {protocol} receiver listens on {listening or 'its default'}"]
+    return []
 
 
-def test_every_sidecar_exports_every_span_to_the_in_cluster_collector(manifests: Manifests) -> None:
+def test_every_sidecar_and_every_function_exports_every_span_to_the_in_cluster_collector(
+        manifests: Manifests) -> None:
     assert tracing_problems(manifests) == []
     sidecars = [s for s in manifests.services().values()
                 if s["spec"]["template"]["metadata"]["annotations"].get("dapr.io/enabled") == "true"]
@@ -112,6 +132,13 @@ def _collector_config(m: Manifests) -> Doc:
     return config
 
 
+def _function_env(m: Manifests, endpoint: str | None) -> None:
+    env = container(m.services()["create-task"])["env"]
+    env[:] = [e for e in env if e["name"] != "OTEL_EXPORTER_OTLP_ENDPOINT"]
+    if endpoint is not None:
+        env.append({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": endpoint})
+
+
 BROKEN: list[tuple[str, Callable[[Manifests], object], str]] = [
     ("sampling off", lambda m: _configuration(m)["spec"]["tracing"].update(samplingRate="0"), "samplingRate"),
     ("no tracing at all", lambda m: _configuration(m)["spec"].pop("tracing"), "endpointAddress"),
@@ -122,7 +149,11 @@ BROKEN: list[tuple[str, Callable[[Manifests], object], str]] = [
      lambda m: _configuration(m)["spec"]["tracing"]["otel"].update(endpointAddress="otel-collector.todo.svc."
                                                                                    "cluster.local:9411"),
      "has no port 9411"),
-    ("the receiver on another port", _collector_config, "OTLP gRPC receiver listens on 0.0.0.0:14317"),
+    ("the receiver on another port", _collector_config, "OTLP grpc receiver listens on 0.0.0.0:14317"),
+    ("a function exporting to the gRPC port over HTTP",
+     lambda m: _function_env(m, "http://otel-collector.todo.svc.cluster.local:4317"),
+     "create-task: OTEL_EXPORTER_OTLP_ENDPOINT: Service otel-collector sends OTLP http to container port 4317"),
+    ("a function not exporting", lambda m: _function_env(m, None), "create-task: OTEL_EXPORTER_OTLP_ENDPOINT 'None'"),
 ]
 
 

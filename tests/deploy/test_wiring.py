@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from todo.routes import HEALTH_PATH
+from todo.routes import HEALTH_PATH, READY_PATH
 from todo_dev import deploy
 
 from .checks import (
@@ -87,7 +87,8 @@ def test_every_service_scales_to_zero_unless_a_reason_is_written(manifests: Mani
             assert notes[deploy.MIN_SCALE_REASON]
         else:
             assert notes["autoscaling.knative.dev/min-scale"] == "0", name
-        assert container(service)["readinessProbe"]["httpGet"]["path"] == HEALTH_PATH
+        probe = HEALTH_PATH if name == deploy.GATEWAY else READY_PATH
+        assert container(service)["readinessProbe"]["httpGet"]["path"] == probe, name
 
 
 @pytest.mark.parametrize(("mutate", "expected"), [
@@ -95,8 +96,10 @@ def test_every_service_scales_to_zero_unless_a_reason_is_written(manifests: Mani
     (lambda s: container(s)["resources"].pop("limits"), "no memory limits"),
     (lambda s: s["spec"]["template"]["spec"].pop("timeoutSeconds"), "timeoutSeconds must be set"),
     (lambda s: annotations(s).pop("autoscaling.knative.dev/target"), "no autoscaling.knative.dev/target"),
-    (lambda s: container(s)["readinessProbe"]["httpGet"].update({"path": "/"}), "no readiness probe on /healthz"),
-], ids=["min-scale", "limits", "timeout", "target", "probe"])
+    (lambda s: container(s)["readinessProbe"]["httpGet"].update({"path": HEALTH_PATH}),
+     "no readiness probe on /readyz"),
+    (lambda s: annotations(s).pop("prometheus.io/scrape"), "no scrape annotations for /metrics"),
+], ids=["min-scale", "limits", "timeout", "target", "probe", "scrape"])
 def test_scaling_and_resource_gaps_are_reported(broken: Manifests, mutate: Any, expected: str) -> None:
     mutate(broken.services()["query-tasks"])
     assert _has(scaling_problems(broken), expected)

@@ -38,21 +38,33 @@ def test_migrating_a_sqlite_database_keeps_its_tasks_and_retires_the_ids_it_used
     before the migration (known to the outbox) is not handed out afterwards."""
     engine = make_engine(base_settings(tmp_path))
     upgrade(engine, "0006")
-    ctx = Context("alice", "create-task", datetime.now(UTC))
-    made = [service.create_task(SqlUnitOfWork(engine), ctx, TaskFields(title=f"report {n}", tags=("work", f"q{n}")))
-            for n in range(3)]
-    service.delete_task(SqlUnitOfWork(engine), ctx, made[-1].id)
+    now = datetime.now(UTC)
+    # Written as a 0006 database held them, in SQL: today's stores write columns later migrations add.
+    with engine.begin() as conn:
+        for n in (1, 2, 3):
+            conn.execute(text("INSERT INTO tasks (id, user_id, title, status, priority, tags, timezone, reminders, "
+                              "created_at, updated_at, version) VALUES (:id, 'alice', :title, 'open', 2, :tags, "
+                              "'UTC', '[]', :now, :now, 1)"),
+                         {"id": n, "title": f"report {n}", "tags": f'["work", "q{n}"]', "now": now.isoformat()})
+            for tag in ("work", f"q{n}"):
+                conn.execute(text("INSERT INTO task_tags (task_id, tag, user_id) VALUES (:id, :tag, 'alice')"),
+                             {"id": n, "tag": tag})
+        conn.execute(text("DELETE FROM tasks WHERE id = 3"))
+        conn.execute(text("INSERT INTO outbox (event_id, topic, partition_key, payload, created_at, attempts) "
+                          "VALUES ('e3', 'task-events', 'alice', :payload, :now, 0)"),
+                     {"payload": '{"type": "task.deleted", "data": {"task_id": 3}}', "now": now.isoformat()})
     upgrade(engine)
     with engine.connect() as conn:
         assert "AUTOINCREMENT" in conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'tasks'")).scalar()
         assert conn.execute(text("PRAGMA foreign_key_check")).all() == []
+    ctx = Context("alice", "create-task", now)
     found, _ = service.list_tasks(SqlUnitOfWork(engine, read_only=True),
                                   TaskQuery(user_id="alice", now=ctx.now, q="report"))
-    assert sorted((t.id, t.fields.tags) for t in found) == [(made[0].id, ("work", "q0")), (made[1].id, ("work", "q1"))]
-    assert service.create_task(SqlUnitOfWork(engine), ctx, TaskFields(title="new")).id == made[-1].id + 1
-    service.delete_task(SqlUnitOfWork(engine), ctx, made[1].id)  # tags go with their task still
+    assert sorted((t.id, t.fields.tags) for t in found) == [(1, ("work", "q1")), (2, ("work", "q2"))]
+    assert service.create_task(SqlUnitOfWork(engine), ctx, TaskFields(title="new")).id == 4
+    service.delete_task(SqlUnitOfWork(engine), ctx, 2)  # tags go with their task still
     with engine.connect() as conn:
-        tags = conn.execute(text("SELECT count(*) FROM task_tags WHERE task_id = :id"), {"id": made[1].id})
+        tags = conn.execute(text("SELECT count(*) FROM task_tags WHERE task_id = 2"))
         assert tags.scalar() == 0
     engine.dispose()
 

@@ -92,3 +92,64 @@ def test_daprd_traces_a_publish_of_create_task_into_its_deliveries_to_each_consu
 
 def tag(span: dict[str, Any], key: str) -> Any:
     return next((t["value"] for t in span["tags"] if t["key"] == key), None)
+
+
+COMPLETE = "POST /tasks/{id}/complete"  # a span is named after its route, not its path
+
+
+def references(span: dict[str, Any]) -> list[str]:
+    return [r["spanID"] for r in span["references"] if r["refType"] == "CHILD_OF"]
+
+
+def test_one_trace_follows_a_completion_from_its_request_through_daprd_to_every_consumer(
+        stack: Stack, api: Callable[..., httpx.Response], user: str) -> None:
+    """Create a recurring task, complete it: the completion's trace holds update-task's request span and
+    its publish through its daprd, each consumer's daprd delivery and the consumer spans of audit-sink,
+    on-task-event (and its publish of the next instance) and push-update, every span's parent within the
+    trace, up to the one request."""
+    task = api("POST", "/tasks", user, json={"title": "traced series", "due_at": "2031-01-01T09:00:00Z",
+                                              "recurrence": {"rrule": "FREQ=DAILY"}}).json()
+    assert api("POST", f"/tasks/{task['id']}/complete", user).status_code == 200
+    consumers = {"audit-sink", "on-task-event", "push-update"}
+
+    def whole(trace: dict[str, Any]) -> dict[str, Any]:
+        """The trace once it is whole: each process exports its spans on its own schedule (daprd's batch
+        waits seconds), so a span can be in Jaeger before its parent."""
+        by_id = {s["spanID"]: s for s in trace["spans"]}
+        roots = [s for s in trace["spans"] if not references(s)]
+        assert [s["operationName"] for s in roots] == [COMPLETE], "the completion's request is not the one root yet"
+        [root] = roots
+        assert service_of(trace, root) == "update-task" and tag(root, "span.kind") == "server"
+
+        def ancestry(span: dict[str, Any]) -> list[str]:
+            chain = []
+            while references(span):
+                parent = by_id.get(references(span)[0])
+                assert parent is not None, f"{span['operationName']}'s parent is not in the trace yet"
+                chain.append(f"{service_of(trace, parent)}:{parent['operationName']}")
+                span = parent
+            return chain
+
+        chains = {s["spanID"]: ancestry(s) for s in trace["spans"]}
+        spans = [(service_of(trace, s), s) for s in trace["spans"]]
+        assert consumers <= {who for who, s in spans if tag(s, "span.kind") == "consumer"}, "a consumer is missing"
+        # Each consumer's own daprd delivered it (daprd reports its app id as the service name).
+        assert consumers <= {who for who, s in spans if s["operationName"].startswith("pubsub/")}, \
+            "a consumer's daprd delivery is missing"
+        # update-task's daprd published it, called from the relay's publish span.
+        assert any(who == "update-task" and "Publish" in s["operationName"]
+                   and "update-task:publish task-events" in chains[s["spanID"]]
+                   for who, s in spans), "update-task's daprd publish is missing"
+        # on-task-event published the next instance of the series, within the same trace.
+        assert any(who == "on-task-event" and s["operationName"] == "publish task-events" for who, s in spans)
+        # The database statements of the completion are children of the request.
+        assert any(tag(s, "db.system") == "postgresql" and references(s) == [root["spanID"]] for s in trace["spans"])
+        return trace
+
+    def completion() -> dict[str, Any]:
+        for trace in traces(stack, "update-task", operation=COMPLETE, limit=50):
+            if any(tag(s, "todo.task_id") == task["id"] for s in trace["spans"]):
+                return whole(trace)
+        raise AssertionError(f"no trace of task {task['id']}'s completion yet")
+
+    eventually(completion, timeout=90, interval=1.0)

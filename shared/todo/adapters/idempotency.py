@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
+from .. import metrics
 from .db import upsert
 from .tables import processed_events
 
@@ -35,4 +36,7 @@ def claim_many(conn: Connection, consumer: str, events: Iterable[tuple[str, str]
     rows = [{"consumer": consumer, "source": source, "event_id": event_id, "processed_at": now}
             for source, event_id in keys]
     # Executed with many rows and RETURNING: SQLAlchemy sends them as one multi-row INSERT.
-    return {(row.source, row.event_id) for row in conn.execute(stmt, rows)}
+    claimed = {(row.source, row.event_id) for row in conn.execute(stmt, rows)}
+    if len(claimed) < len(keys):
+        metrics.note_duplicates(set(keys) - claimed)
+    return claimed

@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from .. import metrics, tracing
 from ..service.dead_letters import DeadLetter, reason_of
 from ..service.events import OutgoingEvent
 from .dead_letters import SqlDeadLetters
@@ -106,15 +107,26 @@ def _waves(rows: list[Any], held: set[tuple[str, str]]) -> Iterator[list[Any]]:
         pending = later
 
 
+def _publish_span(topic: str, messages: Sequence[Message]) -> AbstractContextManager[Any]:
+    """A producer span in the trace of the (first) change published, linked to the others' (none untraced)."""
+    traces = [str(m[1]["traceparent"]) for m in messages if m[1].get("traceparent")]
+    if not traces:
+        return nullcontext()
+    return tracing.span(f"publish {topic}", kind="producer", parent=traces[0], links=traces[1:],
+                        attributes={"messaging.destination.name": topic,
+                                    "messaging.batch.message_count": len(messages)})
+
+
 class OutboxStore:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     def add(self, events: Sequence[OutgoingEvent], now: datetime) -> None:
-        """Keep the events, in this order, in one statement."""
+        """Keep the events, in this order, in one statement, with the trace context of the span writing them."""
+        traceparent = tracing.current_traceparent()
         self.conn.execute(insert(outbox).values([
             {"event_id": event.id, "topic": event.topic, "partition_key": event.partition_key,
-             "payload": event.payload(), "created_at": now}
+             "payload": event.payload(), "created_at": now, "traceparent": traceparent}
             for event in events
         ]))
 
@@ -128,8 +140,9 @@ class OutboxRelay:
 
     def __init__(self, engine: Engine, publisher: Publisher, *, batch: int = 500,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 retry: RetryPolicy = RetryPolicy()) -> None:
+                 retry: RetryPolicy = RetryPolicy(), function: str = "todo") -> None:
         self.engine = engine
+        self.function = function  # the metrics' label
         self.publisher = publisher
         self.batch = batch
         self.clock = clock
@@ -193,8 +206,10 @@ class OutboxRelay:
             return 0, None
         ids = [row.id for row in topic_rows]
         try:
-            undelivered = self.publisher.publish_many(topic, messages)
+            with _publish_span(topic, messages):
+                undelivered = self.publisher.publish_many(topic, messages)
         except Exception as exc:  # the broker is down or refused: keep the rows, try next sweep
+            metrics.OUTBOX_FAILURES.inc(function=self.function, topic=topic)
             first = messages[0][1]
             log.warning("outbox publish failed; the rows stay pending for the next drain",
                         extra={"topic": topic, "rows": len(ids), "outbox_ids": ids[:10],
@@ -209,6 +224,7 @@ class OutboxRelay:
         taken = [row.id for index, row in enumerate(topic_rows) if index not in misses]
         if taken:
             self._mark(conn, taken, published_at=self.clock(), next_attempt_at=None)
+            metrics.OUTBOX_PUBLISHED.inc(len(taken), function=self.function, topic=topic)
         next_retry: datetime | None = None
         for index, row_misses in misses.items():
             row = topic_rows[index]
@@ -233,6 +249,8 @@ class OutboxRelay:
                                   row.attempts + 1, self.clock())
                 self._mark(conn, [row.id], published_at=self.clock(), next_attempt_at=None)
                 continue
+            if row.traceparent and "traceparent" not in event:
+                event["traceparent"] = row.traceparent  # the CloudEvents distributed-tracing extension
             readable.append(row)
             messages.append((row.partition_key, event))
         return readable, messages
@@ -298,7 +316,7 @@ class OutboxRelay:
     def _pending_batch(self, conn: Connection, after: int) -> list[Any]:
         rows = list(conn.execute(
             select(outbox.c.id, outbox.c.topic, outbox.c.partition_key, outbox.c.payload, outbox.c.attempts,
-                   outbox.c.next_attempt_at)
+                   outbox.c.next_attempt_at, outbox.c.traceparent)
             .where(outbox.c.published_at.is_(None), outbox.c.id > after)
             .order_by(outbox.c.id)
             .limit(self.batch)

@@ -124,6 +124,7 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("last_error", Text, nullable=True),
     Column("next_attempt_at", UTCDateTime, nullable=True),  # a subscriber asked for a retry: not before then
+    Column("traceparent", String(55), nullable=True),  # W3C trace context of the writing span (0010), if traced
     Index(
         "ix_outbox_pending",
         "id",

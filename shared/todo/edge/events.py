@@ -57,13 +57,14 @@ from cloudevents.http import CloudEvent, from_dict, from_http
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import logs
+from .. import logs, metrics, tracing
 from ..adapters.failures import is_transient
-from ..routes import HEALTH_PATH, SUBSCRIPTIONS, ticks_of
+from ..routes import HEALTH_PATH, METRICS_PATH, READY_PATH, SUBSCRIPTIONS, ticks_of
 from ..runtime import Runtime
 from ..service.dead_letters import DeadLetter, reason_of
 from ..service.events import EVENT_TYPES
 from .function import RuntimeBound
+from .observe import metrics_response, ready
 from .threads import in_thread
 from .ticks import HANDLERS
 
@@ -278,6 +279,11 @@ LOCAL_ATTEMPTS = 3  # an unexpected exception: tried this often in all, then poi
 LOCAL_BACKOFF = (0.05, 0.2)  # seconds before the second and the third attempt
 
 
+def _traceparent(event: IncomingEvent | Poison | None) -> str | None:
+    found = event.attributes.get("traceparent") if isinstance(event, IncomingEvent) else None
+    return found if isinstance(found, str) and found else None
+
+
 class Waiting(Exception):
     """Not applied: an earlier event of the same partition key in this delivery is to be redelivered."""
 
@@ -328,12 +334,17 @@ class EventFunction(RuntimeBound):
 
     async def __call__(self, request: Request) -> Response:
         with logs.context(function=self.name):
+            self.runtime  # noqa: B018 -- composed now (and tracing with it), before the delivery's span starts
             return await self._serve(request)
 
     async def _serve(self, request: Request) -> Response:
         path = request.url.path
         if path == HEALTH_PATH and request.method in ("GET", "HEAD"):
             return JSONResponse({"status": "ok", "function": self.name})
+        if path == READY_PATH and request.method in ("GET", "HEAD"):
+            return await ready(self.runtime, self.name)
+        if path == METRICS_PATH and request.method in ("GET", "HEAD"):
+            return await metrics_response(self.runtime, self.name)
         tick = self.ticks.get(path.removeprefix("/"))
         if tick is not None:
             if request.method == "OPTIONS":  # daprd probes each cron binding's route at start-up
@@ -354,12 +365,30 @@ class EventFunction(RuntimeBound):
             via = "knative" if _binary(request.headers) else "dapr"
             rejection.raw = _as_received(body)
             verdict, reason = await in_thread(self._reject, None, rejection, via)
+            self._count(None, "poison")
             return done(via, reason) if verdict == SUCCESS else poison(via, reason or str(rejection))
-        if isinstance(event, list):  # a daprd bulk
-            statuses = await in_thread(self._process_bulk, event)
-            return JSONResponse({"statuses": [{"entryId": entry_id, "status": status}
-                                              for entry_id, status in statuses]})
-        verdict, reason = (await in_thread(self._process, [event]))[0]
+        started = time.perf_counter()
+        first = event if isinstance(event, IncomingEvent) else next(
+            (e for _, e in event if isinstance(e, IncomingEvent)), None)
+        entries = [e for _, e in event] if isinstance(event, list) else [event]
+        # daprd and KafkaSource send the delivery's trace context as the traceparent header; each event
+        # carries its change's (the outbox row's, todo.adapters.outbox).
+        with tracing.delivery(f"{self.name} {first.type if first is not None else 'delivery'}",
+                              header=request.headers.get("traceparent"),
+                              events=[_traceparent(e) for e in entries], attributes={
+                                  "messaging.system": "kafka",
+                                  "messaging.destination.name": self._topic_label(first),
+                                  "messaging.message.id": first.id if first is not None else None,
+                                  "messaging.batch.message_count": len(entries)}):
+            try:
+                if isinstance(event, list):  # a daprd bulk
+                    statuses = await in_thread(self._process_bulk, event)
+                    return JSONResponse({"statuses": [{"entryId": entry_id, "status": status}
+                                                      for entry_id, status in statuses]})
+                verdict, reason = (await in_thread(self._process, [event]))[0]
+            finally:
+                metrics.EVENT_SECONDS.observe(time.perf_counter() - started, function=self.name,
+                                              topic=self._topic_label(first))
         if verdict == SUCCESS:
             return done(event.via, reason)
         if verdict == DROP:
@@ -373,13 +402,39 @@ class EventFunction(RuntimeBound):
         for entry_id, item in bulk:
             if isinstance(item, Poison):
                 statuses.append((entry_id, self._reject(None, item, "dapr")[0]))
+                self._count(None, "poison")
                 continue
             statuses.append((entry_id, next(verdicts)[0]))
         return statuses
 
     def _process(self, events: Sequence[IncomingEvent]) -> list[Verdict]:
-        with logs.context(**(event_context(events[0]) if len(events) == 1 else {})):
-            outcomes = self._apply(events)
+        seen_before: set[tuple[str, str]] = set()
+        token = metrics.duplicates.set(seen_before)  # the claims that find an event applied before say so here
+        try:
+            with logs.context(**(event_context(events[0]) if len(events) == 1 else {})):
+                outcomes = self._apply(events)
+        finally:
+            metrics.duplicates.reset(token)
+        verdicts = self._verdicts(events, outcomes)
+        for event, (verdict, reason) in zip(events, verdicts, strict=True):
+            outcome = {DROP: "poison", RETRY: "retry"}.get(verdict)
+            if outcome is None:
+                outcome = "poison" if reason is not None else \
+                    "duplicate" if (event.source, event.id) in seen_before else "success"
+            self._count(event, outcome)
+        return verdicts
+
+    def _count(self, event: IncomingEvent | None, outcome: str) -> None:
+        # Labels from what we know only: a poison event's type or topic could be anything.
+        known = event is not None and event.type in EVENT_TYPES
+        metrics.EVENTS.inc(function=self.name, topic=self._topic_label(event),
+                           type=event.type if known and event is not None else "other", outcome=outcome)
+
+    def _topic_label(self, event: IncomingEvent | None) -> str:
+        topic = self._topic_of(event, None)
+        return topic if topic in self.topics else "other"
+
+    def _verdicts(self, events: Sequence[IncomingEvent], outcomes: list[Exception | None]) -> list[Verdict]:
         verdicts: list[Verdict] = []
         for event, outcome in zip(events, outcomes, strict=True):
             with logs.context(**event_context(event)):

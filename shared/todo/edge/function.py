@@ -38,7 +38,7 @@ class RuntimeBound:
                 return self._runtime_of.runtime
             with self._lock:
                 if self._runtime is None:
-                    self._runtime = Runtime.from_environment()
+                    self._runtime = Runtime.from_environment(self.name)
         return self._runtime
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -18,16 +19,17 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from .. import logs
+from .. import logs, metrics, tracing
 from ..adapters.failures import is_transient
 from ..domain.errors import InvalidTask, TaskNotFound, VersionMismatch
 from ..limits import MAX_ID, MAX_ID_DIGITS, MAX_JSON_DEPTH
-from ..routes import HEALTH_PATH, NoRoute, Route, match, routes_of, ticks_of
+from ..routes import HEALTH_PATH, METRICS_PATH, READY_PATH, NoRoute, Route, match, routes_of, ticks_of
 from ..runtime import Runtime
 from ..service.queries import InvalidCursor
 from ..service.tasks import Context
 from .auth import Principal, Unauthorized
 from .function import RuntimeBound
+from .observe import metrics_response, ready
 from .problems import (
     BAD_CURSOR,
     FORBIDDEN,
@@ -181,34 +183,55 @@ class HttpFunction(RuntimeBound):
 
     async def __call__(self, request: Request) -> Response:
         with logs.context(function=self.name, traceparent=request.headers.get("traceparent")):
-            return await self._serve(request)
+            path = request.url.path
+            if path == HEALTH_PATH:
+                return health(self.name, request.method)
+            if path == READY_PATH and request.method in ("GET", "HEAD"):
+                return await ready(self.runtime, self.name)
+            if path == METRICS_PATH and request.method in ("GET", "HEAD"):
+                return await metrics_response(self.runtime, self.name)
+            self.runtime  # noqa: B018 -- composed now (and tracing with it), before the request's span starts
+            started = time.perf_counter()
+            with tracing.span(f"{request.method} {path}", kind="server", parent=request.headers.get("traceparent"),
+                              attributes={"http.request.method": request.method}) as span:
+                response, operation = await self._serve(request)
+                route = next((r for r in self.routes if r.operation == operation), None)
+                if span is not None and route is not None:  # named after the route: ids stay out of span names
+                    span.update_name(f"{request.method} {route.path}")
+                    tracing.set_attribute(span, "http.route", route.path)
+                tracing.set_attribute(span, "http.response.status_code", response.status_code)
+            if operation is not None:  # a row of the route table, or "unmatched": a bounded label
+                metrics.HTTP_REQUESTS.inc(function=self.name, operation=operation, status=str(response.status_code))
+                metrics.HTTP_DURATION.observe(time.perf_counter() - started, function=self.name, operation=operation)
+            return response
 
-    async def _serve(self, request: Request) -> Response:
+    async def _serve(self, request: Request) -> tuple[Response, str | None]:
+        """The answer, and the operation it counts under (None: a tick, not an API request)."""
         path = request.url.path
-        if path == HEALTH_PATH:
-            return health(self.name, request.method)
         tick = self.ticks.get(path)
         if tick is not None and request.method in ("POST", "OPTIONS"):
             # daprd's cron binding: OPTIONS once at start-up, then a POST with an empty body per tick.
             if request.method == "POST":
                 await in_thread(tick, self.runtime)
-            return Response(status_code=200)
+            return Response(status_code=200), None
         try:
             route, params = match(request.method, path, self.routes)
         except NoRoute as exc:
-            return no_route(exc, path).response()
+            return no_route(exc, path).response(), "unmatched"
         runtime = self.runtime
         task_id = params.get("id")
         logs.bind(operation=route.operation, task_id=int(task_id) if task_id and task_id.isdigit() else None)
+        if task_id and task_id.isdigit():
+            tracing.tag("todo.task_id", int(task_id))
         try:
             body = await _read_body(request, runtime.base_settings.max_body_bytes)
         except HttpProblem as problem:
-            return problem.response()
+            return problem.response(), route.operation
         call = Call(runtime, self.name, route, params, request.query_params, request.headers, body, None)
         response = await in_thread(self._handle, call)
         if request.method == "HEAD":
             response.body = b""
-        return response
+        return response, route.operation
 
     def _handle(self, call: Call) -> Response:
         try:

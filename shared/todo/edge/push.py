@@ -24,7 +24,9 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from .. import metrics, tracing
 from ..adapters.change_feed import PushStore
+from ..routes import WS_FUNCTION as FUNCTION
 from ..runtime import Runtime
 from .auth import Principal, Unauthorized
 from .threads import in_thread
@@ -42,7 +44,8 @@ class Connection:
     user_id: str
     last: int
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    inbox: list[dict[str, Any]] = field(default_factory=list)
+    # Messages from events, each with the trace context of the consumer span that handed it over.
+    inbox: list[tuple[dict[str, Any], str | None]] = field(default_factory=list)
 
 
 class Hub:
@@ -56,6 +59,7 @@ class Hub:
     def add(self, connection: Connection) -> None:
         self.loop = asyncio.get_running_loop()
         self.connections.setdefault(connection.user_id, set()).add(connection)
+        self._count()
 
     def remove(self, connection: Connection) -> None:
         users = self.connections.get(connection.user_id)
@@ -63,17 +67,24 @@ class Hub:
             users.discard(connection)
             if not users:
                 del self.connections[connection.user_id]
+        self._count()
+
+    def _count(self) -> None:
+        metrics.PUSH_CONNECTIONS.set(sum(map(len, self.connections.values())), function=FUNCTION)
 
     def deliver(self, user_id: str, message: dict[str, Any]) -> None:
         """From any thread: hand a numbered message to the user's connections here."""
         loop = self.loop
         if loop is None or user_id not in self.connections:
             return
-        loop.call_soon_threadsafe(self._deliver, user_id, message)
+        committed_at = _time_of(message)  # the message says when its change was committed
+        if committed_at is not None:
+            metrics.PUSH_LAG.observe(max(0.0, (datetime.now(UTC) - committed_at).total_seconds()), function=FUNCTION)
+        loop.call_soon_threadsafe(self._deliver, user_id, message, tracing.current_traceparent())
 
-    def _deliver(self, user_id: str, message: dict[str, Any]) -> None:
+    def _deliver(self, user_id: str, message: dict[str, Any], traceparent: str | None) -> None:
         for connection in self.connections.get(user_id, ()):
-            connection.inbox.append(message)
+            connection.inbox.append((message, traceparent))
             connection.wake.set()
 
     def ensure_poller(self, store: PushStore) -> None:
@@ -96,6 +107,14 @@ class Hub:
 
 
 HUB = Hub()
+
+
+def _time_of(message: dict[str, Any]) -> datetime | None:
+    try:
+        found = datetime.fromisoformat(str(message.get("time")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return found if found.tzinfo is not None else None
 
 
 def origin_allowed(origin: str | None, patterns: tuple[str, ...], host: str | None = None) -> bool:
@@ -178,14 +197,19 @@ async def _serve(connection: Connection, store: PushStore, reader: asyncio.Task[
             return
         connection.wake.clear()
         pending, connection.inbox = connection.inbox, []
-        for message in sorted(pending, key=lambda m: int(m["seq"])):
+        for message, traceparent in sorted(pending, key=lambda m: int(m[0]["seq"])):
             seq = int(message["seq"])
             if seq <= connection.last:
                 continue  # seen already (replayed, or from both Kafka and the poll)
             if seq > connection.last + 1:
                 await _fill(connection, store, up_to=seq - 1)
             if seq == connection.last + 1:
-                await connection.socket.send_json(message)
+                # The send ends the change's trace: a child of the consumer span that brought the message.
+                sending = tracing.span("push to socket", kind="producer", parent=traceparent, attributes={
+                    "messaging.system": "websocket", "todo.seq": seq}) if traceparent else contextlib.nullcontext()
+                with sending:
+                    await connection.socket.send_json(message)
+                metrics.PUSH_MESSAGES.inc(function=FUNCTION)
                 connection.last = seq
         await _fill(connection, store, up_to=None)
 
@@ -199,6 +223,7 @@ async def _fill(connection: Connection, store: PushStore, up_to: int | None) -> 
             if up_to is not None and seq > up_to:
                 return
             await connection.socket.send_json(message)
+            metrics.PUSH_MESSAGES.inc(function=FUNCTION)
             connection.last = seq
         if len(batch) < BATCH:
             return

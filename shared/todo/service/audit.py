@@ -9,6 +9,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from .. import metrics
 from ..domain import audit
 from ..domain.audit import AuditEntry, ChainHead, Occurrence, Unreadable, Verification
 from ..domain.errors import TaskNotFound
@@ -103,6 +104,7 @@ def record_many(uow: AuditUnitOfWork, occurrences: Sequence[Occurrence], now: da
         if appended:  # all duplicates: nothing to keep
             uow.audit.append(appended)
             uow.commit()
+            metrics.AUDIT_ENTRIES.inc(len(appended), function=CONSUMER)
     for entry in appended:
         log.info("audit: entry recorded", extra={"ce_id": entry.event_id, "task_id": entry.task_id,
                                                  "seq": entry.seq, "action": entry.action})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from .. import metrics, tracing
 from ..domain.errors import TaskNotFound
 from ..domain.reminders import NotificationSettings
 from ..domain.task import Status
@@ -84,13 +85,17 @@ def _scan(uow: UnitOfWork, function_name: str, now: datetime,
             uow.outbox.add(events, now)
         upcoming = uow.reminders.next_due()
         uow.commit()
+    for reminder in due:  # fire time - due time: what TodoRemindersLate watches
+        metrics.REMINDER_LATENESS.observe(max(0.0, (now - reminder.remind_at).total_seconds()),
+                                          function=function_name)
     if due:
         log.info("reminders triggered", extra={"count": len(due)})
     return len(due), upcoming
 
 
-def notify(uow: UnitOfWork, channels: Channels, reminder: Triggered, now: datetime) -> dict[str, bool]:
-    """Send on every channel of the user that has not delivered this reminder yet."""
+def notify(uow: UnitOfWork, channels: Channels, reminder: Triggered, now: datetime,
+           function_name: str = "on-reminder") -> dict[str, bool]:
+    """Send on every channel of the user that has not delivered this reminder yet, each in its own span."""
     with uow:
         settings = uow.reminders.settings(reminder.user_id)
     outcome: dict[str, bool] = {}
@@ -99,16 +104,20 @@ def notify(uow: UnitOfWork, channels: Channels, reminder: Triggered, now: dateti
             if uow.reminders.delivered(reminder.reminder_id, channel):
                 outcome[channel] = True
                 continue
-        attempts = channels.send(channel, settings, reminder)  # outside any transaction: it may be slow
+        kind = channel.partition(":")[0]  # "webhook:<id>": the kind only, a bounded label
+        with tracing.span(f"notify {kind}", kind="client", attributes={"todo.reminder_id": reminder.reminder_id}):
+            attempts = channels.send(channel, settings, reminder)  # outside any transaction: it may be slow
         with uow:
             for number, attempt in enumerate(attempts, start=1):
                 uow.reminders.record_attempt(reminder.reminder_id, channel, number, attempt.ok, attempt.detail, now)
             uow.commit()
         outcome[channel] = any(a.ok for a in attempts)
+        metrics.NOTIFICATIONS.inc(function=function_name, channel=kind,
+                                  outcome="sent" if outcome[channel] else "failed")
         if not outcome[channel]:
             log.warning("notification failed", extra={
                 "reminder_id": reminder.reminder_id, "task_id": reminder.task_id, "user_id": reminder.user_id,
-                "channel": channel.partition(":")[0], "attempts": len(attempts),
+                "channel": kind, "attempts": len(attempts),
                 "reason": attempts[-1].detail if attempts else None})
     return outcome
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from todo.routes import HEALTH_PATH
+from todo.routes import HEALTH_PATH, METRICS_PATH, READY_PATH
 
 from .model import (
     ALWAYS_ON,
@@ -59,8 +59,15 @@ SECURITY_CONTEXT: Doc = {
 }
 
 
+# Prometheus's kubernetes-pods convention: the function's own port and path. daprd's metrics stay on
+# dapr.io/metrics-port; queue-proxy's on its own ports.
+SCRAPE = {"prometheus.io/scrape": "true", "prometheus.io/port": str(APP_PORT), "prometheus.io/path": METRICS_PATH}
+OTEL_COLLECTOR_HTTP = f"http://otel-collector.{NAMESPACE}.svc.cluster.local:4318"
+
+
 def _knative_service(name: str, component: str, *, public: bool, sizing: Sizing, container: Doc,
-                     annotations: dict[str, str], volumes: list[Doc] | None = None) -> Doc:
+                     annotations: dict[str, str], volumes: list[Doc] | None = None,
+                     ready_path: str = HEALTH_PATH) -> Doc:
     own = labels(name, component)
     meta_labels = dict(own) if public else {**own, "networking.knative.dev/visibility": "cluster-local"}
     min_scale = "1" if name in ALWAYS_ON else "0"
@@ -84,7 +91,7 @@ def _knative_service(name: str, component: str, *, public: bool, sizing: Sizing,
                     **container,
                     "ports": [{"name": "http1", "containerPort": APP_PORT}],
                     # No periodSeconds: Knative then probes aggressively until ready (the fastest cold start).
-                    "readinessProbe": {"httpGet": {"path": HEALTH_PATH}},
+                    "readinessProbe": {"httpGet": {"path": ready_path}},
                     "resources": {"requests": dict(sizing.requests), "limits": dict(sizing.limits)},
                     "securityContext": SECURITY_CONTEXT,
                 }],
@@ -119,7 +126,9 @@ def function_service(fn: Function, sidecar: bool, sidecar_env: dict[str, str] | 
     env = database_env()
     if fn.routes or fn.websocket:  # only what checks tokens gets the key
         env.append(secret_env("TODO_JWT_SECRET", APP_SECRET, "TODO_JWT_SECRET"))
-    env += [{"name": "TODO_EVENTS", "value": "dapr"}, {"name": "TODO_LOG_LEVEL", "value": "INFO"}]
+    env += [{"name": "TODO_EVENTS", "value": "dapr"}, {"name": "TODO_LOG_LEVEL", "value": "INFO"},
+            # The collector the sidecars export to too (knative/dapr-configuration.yaml), over OTLP/HTTP.
+            {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": OTEL_COLLECTOR_HTTP}]
     env += [{"name": name, "value": str(seconds)} for name, seconds in sorted((windows or {}).items())]
     # A tick that works through its window is one request that long: give it time to finish.
     longest = max((windows or {}).values(), default=0)
@@ -129,8 +138,8 @@ def function_service(fn: Function, sidecar: bool, sidecar_env: dict[str, str] | 
         container["command"] = ["python", "-m", "uvicorn", "main:app", "--app-dir", f"/app/functions/{fn.name}",
                                 "--host", "0.0.0.0", "--port", str(APP_PORT), "--no-access-log"]  # noqa: S104
     return _knative_service(fn.name, fn.kind, public=fn.public, sizing=sizing, container=container,
-                            annotations=dapr_annotations(fn.name, sidecar_env) if sidecar else {},
-                            volumes=[DATABASE_TLS_VOLUME])
+                            annotations={**SCRAPE, **(dapr_annotations(fn.name, sidecar_env) if sidecar else {})},
+                            volumes=[DATABASE_TLS_VOLUME], ready_path=READY_PATH)
 
 
 def gateway_upstreams(project: Project) -> dict[str, str]:
