@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -23,6 +24,9 @@ from todo.edge.auth import mint
 from todo.runtime import Runtime
 from todo.settings import Settings
 from todo_dev import ports
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("TODO_TEST_DATABASE_URL")
@@ -103,3 +107,20 @@ def token(settings: Settings):  # type: ignore[no-untyped-def]
         return mint(settings, sub, roles, ttl)
 
     return make
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """Every span todo.tracing starts, kept in memory (the SDK is imported here, not for every test)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from todo import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("tests"))
+    yield exporter
+    provider.shutdown()

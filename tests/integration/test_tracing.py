@@ -3,33 +3,21 @@ traceparent, and each consumer's span its child (both engines; the real stack's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
-from todo import tracing
 from todo.adapters.tables import outbox
 from todo.edge import push
 from todo.routes import SUBSCRIPTIONS
 from todo.runtime import Runtime
 
 from .conftest import Api
-
-
-@pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("tests"))
-    yield exporter
-    provider.shutdown()
 
 
 def traceparent(span: ReadableSpan) -> str:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from todo import tracing
@@ -19,16 +16,6 @@ A = "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-00000000000000a1-01"  # daprd's deliver
 A_EVENT = "00-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-00000000000000a2-01"  # the writer's span of an event of a…
 B_EVENT = "00-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-00000000000000b2-01"
 B_LATER = "00-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-00000000000000b3-01"
-
-
-@pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("tests"))
-    yield exporter
-    provider.shutdown()
 
 
 def ids(span: ReadableSpan) -> tuple[str, str | None]:
