@@ -35,6 +35,7 @@ from todo.settings import Settings, get_settings
 from .conftest import Api
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+FAR_FUTURE = datetime(2100, 1, 1, 9, 0, tzinfo=UTC)
 STRUCTURED = {"content-type": "application/cloudevents+json"}
 
 
@@ -556,7 +557,9 @@ def lifecycle(runtime: Runtime, engine: Engine, title: str) -> list[dict[str, An
     def retitle(to: str, hours: int) -> Callable[[Task], Task]:
         return lambda task: task.revise(replace(task.fields, title=to), ctx(hours).now)
 
-    fields = TaskFields(title=title, due_at=T0 + timedelta(days=2), reminders=(Reminder(before=timedelta(hours=1)),))
+    # Due long after the real clock: the gateway's reminder tick runs during the test and would otherwise
+    # claim the reminder (a ``reminder.triggered``) between two of these commits.
+    fields = TaskFields(title=title, due_at=FAR_FUTURE, reminders=(Reminder(before=timedelta(hours=1)),))
     with engine.connect() as conn:
         after = conn.execute(select(func.coalesce(func.max(outbox.c.id), 0))).scalar_one()
     task_id = tasks_service.create_task(runtime.uow(), ctx(0), fields).id
