@@ -42,14 +42,40 @@ def configure(settings: Settings, service: str) -> bool:
 
 def _make_tracer(service: str) -> Any:
     from opentelemetry import trace
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class DeferredOTLPExporter(SpanExporter):  # type: ignore[misc]
+        """The OTLP exporter, built by the batch processor's own thread at its first export.
+
+        Building it imports ``requests``, ``urllib3`` and the protobuf encoders, about 200 ms that a cold
+        start would otherwise spend before its first request (bench T1); the spans wait in the batch
+        queue meanwhile, as they would anyway (the first export is due seconds later)."""
+
+        def __init__(self) -> None:
+            self._exporter: Any = None
+
+        def _built(self) -> Any:
+            if self._exporter is None:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+                self._exporter = OTLPSpanExporter()
+            return self._exporter
+
+        def export(self, spans: Any) -> SpanExportResult:
+            return self._built().export(spans)
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return self._exporter is None or bool(self._exporter.force_flush(timeout_millis))
+
+        def shutdown(self) -> None:
+            if self._exporter is not None:
+                self._exporter.shutdown()
 
     # OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES and the exporter's own OTEL_* variables still apply.
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(DeferredOTLPExporter()))
     trace.set_tracer_provider(provider)
     return trace.get_tracer(INSTRUMENTATION)
 
