@@ -46,7 +46,7 @@ def _make_tracer(service: str) -> Any:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-    class DeferredOTLPExporter(SpanExporter):  # type: ignore[misc]
+    class DeferredOTLPExporter(SpanExporter):
         """The OTLP exporter, built by the batch processor's own thread at its first export.
 
         Building it imports ``requests``, ``urllib3`` and the protobuf encoders, about 200 ms that a cold
@@ -64,7 +64,8 @@ def _make_tracer(service: str) -> Any:
             return self._exporter
 
         def export(self, spans: Any) -> SpanExportResult:
-            return self._built().export(spans)
+            result: SpanExportResult = self._built().export(spans)
+            return result
 
         def force_flush(self, timeout_millis: int = 30000) -> bool:
             return self._exporter is None or bool(self._exporter.force_flush(timeout_millis))
