@@ -4,6 +4,7 @@ traceparent, and each consumer's span its child (both engines; the real stack's 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -14,6 +15,7 @@ from starlette.testclient import TestClient
 
 from todo.adapters.tables import outbox
 from todo.edge import push
+from todo.gateway import load_function
 from todo.routes import SUBSCRIPTIONS
 from todo.runtime import Runtime
 
@@ -61,3 +63,27 @@ def test_the_socket_send_ends_the_trace_of_the_change_it_pushes(
     [consumer] = [s for s in spans.get_finished_spans() if s.name.startswith("push-update ")
                   and s.context.span_id == (send.parent.span_id if send.parent else None)]
     assert send.context.trace_id == consumer.context.trace_id == request.context.trace_id
+
+
+def test_a_tick_is_not_traced_but_the_reminders_it_fires_start_their_own_trace(
+        spans: InMemorySpanExporter, alice: Api, runtime: Runtime, engine: Engine,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # daprd ticks on-reminder every second: a trace per tick would bury the changes' traces in Jaeger.
+    remind = TestClient(load_function("on-reminder", runtime))
+    assert remind.post("/reminder-scan").status_code == 200  # nothing due
+    assert spans.get_finished_spans() == ()
+    due = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
+    alice.post("/tasks", json={"title": "call mum", "due_at": due.isoformat(), "reminders": [{"before": "PT1H"}]})
+    runtime.relay.drain()
+    spans.clear()
+    monkeypatch.setattr(runtime, "now", lambda: due)
+    assert remind.post("/reminder-scan").status_code == 200
+    runtime.relay.drain()
+    [trigger] = [s for s in spans.get_finished_spans() if s.parent is None]
+    assert trigger.name == "trigger reminders"
+    assert {s.context.trace_id for s in spans.get_finished_spans()} == {trigger.context.trace_id}
+    assert "on-reminder dev.todo.reminder.triggered.v1" in {s.name for s in spans.get_finished_spans()}
+    with engine.connect() as conn:
+        [stored] = conn.execute(select(outbox.c.traceparent).where(
+            outbox.c.topic == "reminders", outbox.c.payload.contains("reminder.triggered"))).scalars()
+    assert stored == traceparent(trigger)

@@ -191,6 +191,8 @@ class HttpFunction(RuntimeBound):
             if path == METRICS_PATH and request.method in ("GET", "HEAD"):
                 return await metrics_response(self.runtime, self.name)
             self.runtime  # noqa: B018 -- composed now (and tracing with it), before the request's span starts
+            if path in self.ticks:  # a cron tick is no change: no trace of its own (one a second would bury the
+                return (await self._serve(request))[0]  # changes' traces); what a tick causes opens its own span
             started = time.perf_counter()
             with tracing.span(f"{request.method} {path}", kind="server", parent=request.headers.get("traceparent"),
                               attributes={"http.request.method": request.method}) as span:
