@@ -24,6 +24,8 @@ from .common import Row, engines, make_stack, median, pct
 from .p1_cold_start import PORT, _probe, cold_start
 from .p2_create_throughput import FUNCTION, _load
 
+SCRAPE_TIMEOUT_S = 10.0
+
 
 def _hooks_per_request_us() -> float:
     """What one request costs in telemetry with tracing off: its span (a no-op) and its two metrics."""
@@ -74,12 +76,13 @@ def run(quick: bool = False) -> list[Row]:
         tps: dict[str, list[float]] = {"off": [], "exported": []}
         lat: dict[str, list[float]] = {"off": [], "exported": []}
         scrapes: list[float] = []
+        timeouts: list[float] = []  # scrapes that got no answer within SCRAPE_TIMEOUT_S
         for _ in range(repeats):
             for mode, stack in (("off", plain), ("exported", traced)):
                 stack.start_function(FUNCTION)
                 _load(url, 8, 1)  # warm-up
                 stop = threading.Event()
-                scraper = threading.Thread(target=_scrape_while, args=(stack, stop, scrapes)) \
+                scraper = threading.Thread(target=_scrape_while, args=(stack, stop, scrapes, timeouts)) \
                     if mode == "off" else None
                 if scraper is not None:
                     scraper.start()
@@ -113,7 +116,8 @@ def run(quick: bool = False) -> list[Row]:
         rows.append(Row(
             id="T1", what=f"GET /metrics of {FUNCTION} under P2 load (8 clients)",
             measured={"p50_ms": round(pct(scrapes, 50), 1), "p99_ms": round(pct(scrapes, 99), 1),
-                      "max_ms": round(max(scrapes), 1), "scrapes": len(scrapes)},
+                      "max_ms": round(max(scrapes), 1), "scrapes": len(scrapes),
+                      "timed_out": len(timeouts)},
             target="—", samples={"scrape": scrapes},
             notes=["one scrape every 0.5 s, the outbox gauges read from PostgreSQL each time"]))
         print(f"T1 P2: exported {median(tps['exported']):.0f} tps vs off {median(tps['off']):.0f} tps; hooks "
@@ -122,14 +126,18 @@ def run(quick: bool = False) -> list[Row]:
     return rows
 
 
-def _scrape_while(stack: object, stop: threading.Event, out: list[float]) -> None:
+def _scrape_while(stack: object, stop: threading.Event, out: list[float], failed: list[float]) -> None:
     from todo_dev.stack import Stack
 
     assert isinstance(stack, Stack)
     url = f"http://127.0.0.1:{stack.ports(FUNCTION).app}/metrics"
-    with httpx.Client(timeout=10) as client:
+    with httpx.Client(timeout=SCRAPE_TIMEOUT_S) as client:
         while not stop.wait(0.5):
             started = time.perf_counter()
-            response = client.get(url)
-            if response.status_code == 200:
+            try:
+                ok = client.get(url).status_code == 200
+            except httpx.TimeoutException:  # Prometheus' own default scrape timeout is 10 s: a miss, counted
+                failed.append(SCRAPE_TIMEOUT_S * 1000)
+                continue
+            if ok:
                 out.append((time.perf_counter() - started) * 1000)

@@ -261,6 +261,9 @@ class Stack:
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> None:
         self.stop(name)
+        with self._log_lock:
+            if self._log.closed:  # down(engines=False), then a function started again on the same engines
+                self._log = self.log_path.open("a", buffering=1)
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd)
         pump = threading.Thread(target=self._pump, args=(name, proc), daemon=True, name=f"log-{name}")
@@ -308,11 +311,15 @@ class Stack:
     def down(self, engines: bool = True) -> None:
         # Gateway first, then the sidecars (they stop pulling), then the apps.
         order = sorted(self.children, key=lambda n: (n != "gateway", not n.endswith(".daprd")))
+        pumps = [self.children[name].pump for name in order]
         for name in order:
             self.stop(name)
         if engines:
             self.stop_engines()
-        self._log.close()
+        for pump in pumps:  # their last lines are still in the pipes: written before the file closes
+            pump.join(timeout=2)
+        with self._log_lock:
+            self._log.close()
 
 
 @contextmanager
