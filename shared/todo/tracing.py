@@ -192,15 +192,21 @@ def _span_context(traceparent: str) -> Any:
 
 
 def instrument_engine(engine: Any) -> None:
-    """Each statement a child span of the current one (its text only: parameters are task bodies)."""
+    """Each statement of traced work a child span of the current one (its text only: parameters are task
+    bodies); statements outside any span make none."""
     if _tracer is None:
         return
+    from opentelemetry import trace
     from opentelemetry.trace import SpanKind, Status, StatusCode
     from sqlalchemy import event
 
     dialect = engine.dialect.name
 
     def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if not trace.get_current_span().is_recording():
+            # A statement of no traced work (the relay's polling, a migration): not a trace of its own.
+            conn.info.setdefault("todo_spans", []).append(None)
+            return
         verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
         current = _tracer.start_span(f"{verb} {dialect}", kind=SpanKind.CLIENT, attributes={
             "db.system": dialect, "db.statement": statement[:1000]})
@@ -208,13 +214,12 @@ def instrument_engine(engine: Any) -> None:
 
     def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         spans = conn.info.get("todo_spans")
-        if spans:
-            spans.pop().end()
+        if spans and (current := spans.pop()) is not None:
+            current.end()
 
     def failed(context: Any) -> None:
         spans = context.connection.info.get("todo_spans") if context.connection is not None else None
-        if spans:
-            current = spans.pop()
+        if spans and (current := spans.pop()) is not None:
             current.set_status(Status(StatusCode.ERROR, type(context.original_exception).__name__))
             current.end()
 
