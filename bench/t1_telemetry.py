@@ -52,6 +52,7 @@ def run(quick: bool = False) -> list[Row]:
     plain = make_stack("t1", (FUNCTION,))
     traced = make_stack("t1", (FUNCTION,), fresh=False)
     traced.export_traces = True
+    traced.export_delay_ms = None  # exported as the cluster exports (knative/functions.yaml): the SDK's batching
     with engines(plain, kafka=True):
         # P1: exec → first created task, the function alone (no daprd), as bench P1 runs it.
         argv = plain.app_command(FUNCTION, PORT)

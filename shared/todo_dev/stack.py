@@ -65,6 +65,7 @@ class Stack:
     smtp_port: int = DEV.smtp  # where on-reminder's daprd sends mail (the email component)
     tracing: TracingPorts = DEV_TRACING  # its Jaeger: every daprd, and every function, exports its spans there
     export_traces: bool = True  # the functions' own spans too (bench P1/P2 compare with and without)
+    export_delay_ms: int | None = 200  # the batch processor's delay; None: the SDK's 5 s, as the cluster runs
     functions: tuple[str, ...] = field(default_factory=functions_present)
     # How each process starts: from the work tree's sources (make run STACK=real), or as the images
     # ship it (todo_dev.launch.AsShipped: the system tests).
@@ -209,9 +210,11 @@ class Stack:
         same variable as its own, and it exports over gRPC by its --config)."""
         if not self.export_traces:
             return {}
-        return {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.tracing.otlp_http}",
-                # A short batch delay: a trace is complete in Jaeger a moment after the change, not 5 s later.
-                "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.tracing.otlp_http}"}
+        if self.export_delay_ms is not None:
+            # A short batch delay: a trace is complete in Jaeger a moment after the change, not 5 s later.
+            env["OTEL_BSP_SCHEDULE_DELAY"] = str(self.export_delay_ms)
+        return env
 
     def start_function(self, function: str, *, app: bool = True, sidecar: bool = True,
                        ports: Ports | None = None, name: str | None = None) -> None:
