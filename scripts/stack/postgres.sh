@@ -20,6 +20,9 @@
 # password, asked with scram-sha-256 over TCP (trust without it). A pg_hba.conf in PG_TLS_DIR replaces
 # those lines (e.g. to ask some databases for client certificates). Chosen at each start.
 #
+# PG_STAT_STATEMENTS=1 loads pg_stat_statements and creates it in database todo (bench P2 counts the
+# round trips of a create with it). Chosen at each start, like TLS.
+#
 # Run as root, the server runs as the `postgres` system user. When that user cannot reach
 # $TODO_STACK_DIR (e.g. it is under /root, mode 700), the cluster goes to
 # /tmp/todo-pg-<uid>-<hash of the stack dir> instead and $TODO_STACK_DIR/pg becomes a symlink to it.
@@ -142,6 +145,7 @@ do_start() {
     as_pg mkdir -p "$SOCK"
     local tls_opts=
     [ "$(mode)" = tls ] && tls_opts=$(tls_options)
+    [ "${PG_STAT_STATEMENTS:-}" = 1 ] && tls_opts="$tls_opts -c shared_preload_libraries=pg_stat_statements"
     log "starting on 127.0.0.1:$PORT ($(mode); socket dir $SOCK, log $LOGF)"
     pgctl start -w -t 60 -l "$LOGF" -o "-c port=$PORT -c listen_addresses=127.0.0.1 \
       -c unix_socket_directories=$SOCK -c fsync=off -c synchronous_commit=off \
@@ -159,6 +163,9 @@ do_start() {
   fi
   if [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]; then
     psql_admin -c "CREATE DATABASE \"$DB\" OWNER \"$ROLE\""
+  fi
+  if [ "${PG_STAT_STATEMENTS:-}" = 1 ]; then
+    psql_admin -d "$DB" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   fi
   if [ -n "${PG_PASSWORD:-}" ]; then  # through psql's variable quoting: the password is never SQL text
     psql_admin -v pw="$PG_PASSWORD" <<< "ALTER ROLE \"$ROLE\" PASSWORD :'pw';"
