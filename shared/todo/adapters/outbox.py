@@ -122,13 +122,14 @@ class OutboxStore:
         self.conn = conn
 
     def add(self, events: Sequence[OutgoingEvent], now: datetime) -> None:
-        """Keep the events, in this order, in one statement, with the trace context of the span writing them."""
+        """Keep the events, in this order, in one statement (todo.adapters.db: insertmanyvalues), with the
+        trace context of the span writing them."""
         traceparent = tracing.current_traceparent()
-        self.conn.execute(insert(outbox).values([
+        self.conn.execute(insert(outbox), [
             {"event_id": event.id, "topic": event.topic, "partition_key": event.partition_key,
              "payload": event.payload(), "created_at": now, "traceparent": traceparent}
             for event in events
-        ]))
+        ])
 
 
 class OutboxRelay:

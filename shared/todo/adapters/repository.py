@@ -123,10 +123,8 @@ class SqlTaskRepository:
         self.conn.execute(delete(tasks).where(tasks.c.id == task.id, tasks.c.user_id == task.user_id))
 
     def _write_tags(self, task_id: int, user_id: str, tags: Sequence[str]) -> None:
-        if tags:  # one multi-row VALUES: the driver would send an executemany row by row
-            self.conn.execute(
-                insert(task_tags).values([{"task_id": task_id, "tag": t, "user_id": user_id} for t in tags])
-            )
+        if tags:  # one cached statement, sent as one multi-row VALUES (todo.adapters.db: insertmanyvalues)
+            self.conn.execute(insert(task_tags), [{"task_id": task_id, "tag": t, "user_id": user_id} for t in tags])
 
     # -- reads --------------------------------------------------------------------------------------
 
