@@ -7,12 +7,14 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, literal, literal_column, select
 from sqlalchemy.engine import Connection, Engine
 
 from ..domain.principal import Principal
 from .db import upsert
 from .tables import user_changes, user_seqs, ws_tickets
+
+SEQ_PATH: Any = literal_column("'{seq}'::text[]")  # jsonb_set's path to the message's "seq"
 
 
 class SqlChangeFeed:
@@ -21,11 +23,24 @@ class SqlChangeFeed:
 
     def append(self, user_id: str, message: dict[str, Any], now: datetime) -> int:
         """Number the message and keep it; returns its seq. The upsert holds the user's counter row
-        until the transaction ends, so one user's changes get their numbers in commit order."""
-        stmt = upsert(self.conn, user_seqs).values(user_id=user_id, last_seq=1)
-        stmt = stmt.on_conflict_do_update(index_elements=["user_id"],
-                                          set_={"last_seq": user_seqs.c.last_seq + 1})
-        seq = int(self.conn.execute(stmt.returning(user_seqs.c.last_seq)).scalar_one())
+        until the transaction ends, so one user's changes get their numbers in commit order.
+
+        On PostgreSQL the counter and the message go in one statement (a data-modifying CTE, the seq
+        written into the message by ``jsonb_set``): a round trip less on every change (bench P2).
+        SQLite has no data-modifying CTE: two statements there."""
+        counter = upsert(self.conn, user_seqs).values(user_id=user_id, last_seq=1)
+        counter = counter.on_conflict_do_update(index_elements=["user_id"],
+                                                set_={"last_seq": user_seqs.c.last_seq + 1})
+        counter = counter.returning(user_seqs.c.last_seq)
+        if self.conn.dialect.name == "postgresql":
+            numbered = counter.cte("numbered")
+            row = select(literal(user_id, user_changes.c.user_id.type), numbered.c.last_seq,
+                         func.jsonb_set(literal(message, user_changes.c.message.type), SEQ_PATH,
+                                        func.to_jsonb(numbered.c.last_seq)),
+                         literal(now, user_changes.c.created_at.type))
+            stmt = insert(user_changes).from_select(["user_id", "seq", "message", "created_at"], row)
+            return int(self.conn.execute(stmt.returning(user_changes.c.seq)).scalar_one())
+        seq = int(self.conn.execute(counter).scalar_one())
         self.conn.execute(insert(user_changes).values(user_id=user_id, seq=seq, message={**message, "seq": seq},
                                                       created_at=now))
         return seq
