@@ -19,12 +19,15 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal,
     literal_column,
     or_,
     select,
     table,
+    true,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -56,8 +59,20 @@ class SqlTaskRepository:
         values = {**_fields_to_row(fields), **_series_columns(series), "user_id": user_id,
                   "status": Status.OPEN.value, "completed_at": None, "created_at": now, "updated_at": now,
                   "version": 1}
-        task_id = self.conn.execute(insert(tasks).values(values).returning(tasks.c.id)).scalar_one()
-        self._write_tags(task_id, user_id, fields.tags)
+        stmt = insert(tasks).values(values).returning(tasks.c.id)
+        if fields.tags and self.dialect == "postgresql":
+            # The task and its tags in one statement (a data-modifying CTE): a round trip less per create.
+            made = stmt.cte("made")
+            tag_list = literal(list(fields.tags), ARRAY(task_tags.c.tag.type))
+            tags = func.unnest(tag_list).table_valued("tag").render_derived()
+            tagged = insert(task_tags).from_select(
+                ["task_id", "tag", "user_id"],
+                select(made.c.id, tags.c.tag, literal(user_id, task_tags.c.user_id.type))
+                .select_from(made.join(tags, true())))
+            task_id = self.conn.execute(select(made.c.id).add_cte(tagged.cte("tagged"))).scalar_one()
+        else:  # SQLite has no data-modifying CTE
+            task_id = self.conn.execute(stmt).scalar_one()
+            self._write_tags(task_id, user_id, fields.tags)
         return Task(task_id, user_id, fields, Status.OPEN, None, now, now, 1, series)
 
     def save(self, task: Task) -> None:
