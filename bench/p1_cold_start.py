@@ -36,9 +36,10 @@ HELLO = [sys.executable, "-m", "functions_framework", "--target", "hello", "--so
          str(BENCH / "hello" / "main.py"), "--asgi", "--host", "127.0.0.1", "--port", str(PORT)]
 
 
-def _probe(stack: Stack, function: str, event: dict[str, object] | None) -> Callable[[httpx.Client], bool]:
+def _probe(stack: Stack, function: str, event: dict[str, object] | None,
+           port: int = PORT) -> Callable[[httpx.Client], bool]:
     """A request that only succeeds once the function has reached the database."""
-    base = f"http://127.0.0.1:{PORT}"
+    base = f"http://127.0.0.1:{port}"
     auth = headers("bench-p1")
 
     def ok(response: httpx.Response) -> bool:
@@ -70,25 +71,64 @@ def _hello_probe(c: httpx.Client) -> bool:
 
 
 def cold_start(argv: list[str], env: dict[str, str], probe: Callable[[httpx.Client], bool],
-               timeout: float = 60.0) -> float:
-    """Seconds from exec to the first request ``probe`` calls successful."""
+               timeout: float = 60.0, beside: tuple[list[str], dict[str, str]] | None = None) -> float:
+    """Seconds from exec to the first request ``probe`` calls successful; ``beside`` (a sidecar's argv
+    and environment) is started at the same instant and stopped with the function."""
     with httpx.Client(timeout=5.0) as client:
         start = time.perf_counter()
         log = (WORK / "p1-last.log").open("wb")
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(BENCH.parent))
+        procs = [subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(BENCH.parent))
+                 for command, environment in ([(argv, env)] + ([beside] if beside else []))]
         try:
-            wait_until_ready(lambda: probe(client), timeout=timeout, interval=0.01, process=proc, what=str(argv))
+            wait_until_ready(lambda: probe(client), timeout=timeout, interval=0.01, process=procs[0],
+                             what=str(argv))
             return time.perf_counter() - start
         finally:
             log.close()
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            for proc in procs:
+                _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+SIDECAR_FUNCTION = "create-task"
+
+
+def _with_sidecar(repeats: int) -> Row:
+    """Exec of create-task and its daprd together → the first created task, as a Knative pod starts: the
+    app reads its secrets from the sidecar's store (``Stack.app_env``), so it cannot answer before daprd."""
+    stack = make_stack("p1-sidecar", (SIDECAR_FUNCTION,))
+    with engines(stack, kafka=True):  # daprd's pub/sub component connects to Kafka at start
+        ports = stack.ports(SIDECAR_FUNCTION)
+        launch = stack.launcher.function(SIDECAR_FUNCTION, ports.app, stack.app_env(SIDECAR_FUNCTION, ports))
+        sidecar = stack.sidecar_command(SIDECAR_FUNCTION, ports)
+        probe = _probe(stack, SIDECAR_FUNCTION, None, port=ports.app)
+        env_hello = {k: v for k, v in os.environ.items() if not k.startswith(("TODO_", "DAPR_"))}
+        times, base = [], []
+        for _ in range(repeats):
+            times.append(cold_start(launch.argv, launch.env, probe, beside=sidecar))
+            base.append(cold_start(HELLO, env_hello, _hello_probe))
+    ratio = median(times) / median(base)
+    print(f"P1 {SIDECAR_FUNCTION} with daprd: {median(times):.3f} s vs hello {median(base):.3f} s = {ratio:.2f}x",
+          flush=True)
+    return Row(
+        id="P1", what=f"cold start {SIDECAR_FUNCTION} with its daprd",
+        measured={"median_s": round(median(times), 3), "runs_s": [round(t, 3) for t in times]},
+        baseline={"what": "hello-world functions-framework --asgi, no sidecar", "median_s": round(median(base), 3),
+                  "runs_s": [round(t, 3) for t in base]},
+        ratio=round(ratio, 2), ratio_text=f"{ratio:.2f}x hello", target="— (recorded)",
+        samples={f"{SIDECAR_FUNCTION} + daprd": [t * 1000 for t in times]},
+        notes=["both processes exec'd at once; secrets from daprd's store, Kafka up; the clock stops at the "
+               "first 201 of POST /tasks"])
 
 
 def run(quick: bool = False) -> list[Row]:
@@ -125,4 +165,5 @@ def run(quick: bool = False) -> list[Row]:
                 samples={function: [t * 1000 for t in times], f"hello ({function})": [t * 1000 for t in base]},
                 notes=["env_for (no TODO_SECRET_STORE, no daprd): secrets from the environment"]))
             print(f"P1 {function}: {median(times):.3f} s vs hello {median(base):.3f} s = {ratio:.2f}x", flush=True)
+    rows.append(_with_sidecar(repeats))
     return rows

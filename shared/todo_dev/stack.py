@@ -221,23 +221,28 @@ class Stack:
         """One function and its sidecar; ``ports`` and ``name`` start another replica of it."""
         ports = ports or self.ports(function)
         name = name or function
-        env = self.env_for(function, ports)
         if app:
             self._launch(name, self.launcher.function(function, ports.app, self.app_env(function, ports)))
             self._wait_http(f"http://127.0.0.1:{ports.app}/healthz", name, expect=(200,))
         if sidecar:
-            if self.certs:
-                env.update(self.certs.sidecar_env())
-            self._spawn(f"{name}.daprd", [
-                str(CACHE / "bin" / "daprd"), "--app-id", function, "--app-port", str(ports.app),
-                "--app-protocol", "http", "--dapr-http-port", str(ports.dapr_http),
-                "--dapr-grpc-port", str(ports.dapr_grpc), "--dapr-internal-grpc-port", str(ports.dapr_internal),
-                "--metrics-port", str(ports.metrics), "--resources-path", str(self.dapr_resources),
-                "--log-as-json", "--log-level", "info", "--dapr-listen-addresses", "127.0.0.1",
-                "--dapr-graceful-shutdown-seconds", "5", "--config", str(SCRIPTS / "dapr-config.yaml")],
-                {**env, "TODO_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{self.tracing.otlp_grpc}"})
+            self._spawn(f"{name}.daprd", *self.sidecar_command(function, ports))
             self._wait_http(f"http://127.0.0.1:{ports.dapr_http}/v1.0/healthz", f"{name}.daprd",
                             expect=(204,))
+
+    def sidecar_command(self, function: str, ports: Ports | None = None) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment of a function's daprd (bench P1 starts one beside a cold start too)."""
+        ports = ports or self.ports(function)
+        env = self.env_for(function, ports)
+        if self.certs:
+            env.update(self.certs.sidecar_env())
+        return [
+            str(CACHE / "bin" / "daprd"), "--app-id", function, "--app-port", str(ports.app),
+            "--app-protocol", "http", "--dapr-http-port", str(ports.dapr_http),
+            "--dapr-grpc-port", str(ports.dapr_grpc), "--dapr-internal-grpc-port", str(ports.dapr_internal),
+            "--metrics-port", str(ports.metrics), "--resources-path", str(self.dapr_resources),
+            "--log-as-json", "--log-level", "info", "--dapr-listen-addresses", "127.0.0.1",
+            "--dapr-graceful-shutdown-seconds", "5", "--config", str(SCRIPTS / "dapr-config.yaml")], \
+            {**env, "TODO_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{self.tracing.otlp_grpc}"}
 
     def app_command(self, function: str, port: int) -> list[str]:
         return self.launcher.function(function, port, {}).argv
