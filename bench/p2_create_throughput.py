@@ -12,7 +12,6 @@ from the percentiles of the runs pooled.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -125,9 +124,8 @@ def run(quick: bool = False) -> list[Row]:
     repeats = 5
     stack = make_stack("p2", (FUNCTION,))
     rows: list[Row] = []
-    os.environ["PG_STAT_STATEMENTS"] = "1"  # scripts/stack/postgres.sh: the round trips of a create, counted
+    stack.statement_stats = True  # the round trips of a create, counted by pg_stat_statements
     with engines(stack, kafka=True), tempfile.TemporaryDirectory(prefix="bench-p2-") as tmp:
-        os.environ.pop("PG_STAT_STATEMENTS")  # the later benchmarks' servers do without
         stack.start_function(FUNCTION)
         url = f"http://127.0.0.1:{stack.ports(FUNCTION).app}/tasks"
         _load(url, 8, 1)  # warm-up: connections, JIT-less caches, first outbox relay

@@ -20,8 +20,8 @@
 # password, asked with scram-sha-256 over TCP (trust without it). A pg_hba.conf in PG_TLS_DIR replaces
 # those lines (e.g. to ask some databases for client certificates). Chosen at each start.
 #
-# PG_STAT_STATEMENTS=1 loads pg_stat_statements and creates it in database todo (bench P2 counts the
-# round trips of a create with it). Chosen at each start, like TLS.
+# PG_STAT_STATEMENTS=1 (Stack.statement_stats) loads pg_stat_statements and creates it in database
+# todo (bench P2 counts the round trips of a create with it). Chosen at each start, like TLS.
 #
 # Run as root, the server runs as the `postgres` system user. When that user cannot reach
 # $TODO_STACK_DIR (e.g. it is under /root, mode 700), the cluster goes to

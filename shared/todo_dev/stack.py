@@ -66,6 +66,7 @@ class Stack:
     tracing: TracingPorts = DEV_TRACING  # its Jaeger: every daprd, and every function, exports its spans there
     export_traces: bool = True  # the functions' own spans too (bench P1/P2 compare with and without)
     export_delay_ms: int | None = 200  # the batch processor's delay; None: the SDK's 5 s, as the cluster runs
+    statement_stats: bool = False  # PostgreSQL loads pg_stat_statements (bench P2 counts a create's statements)
     functions: tuple[str, ...] = field(default_factory=functions_present)
     # How each process starts: from the work tree's sources (make run STACK=real), or as the images
     # ship it (todo_dev.launch.AsShipped: the system tests).
@@ -119,7 +120,8 @@ class Stack:
                "KAFKA_PORT": str(self.kafka_port), "JAEGER_OTLP_GRPC_PORT": str(self.tracing.otlp_grpc),
                "JAEGER_OTLP_HTTP_PORT": str(self.tracing.otlp_http), "JAEGER_QUERY_PORT": str(self.tracing.query),
                "JAEGER_QUERY_GRPC_PORT": str(self.tracing.query_grpc),
-               **(self.certs.script_env() if self.certs else {})}
+               **(self.certs.script_env() if self.certs else {}),
+               **({"PG_STAT_STATEMENTS": "1"} if self.statement_stats else {})}
         subprocess.run([str(SCRIPTS / script), *args], check=True, env=env)
 
     def start_engines(self) -> None:

@@ -162,10 +162,12 @@ class OutboxRelay:
         at its end: a request per row, the relay fell behind a hundred changes a second; one request for
         the whole batch let the broker reorder a key's rows; a mark per wave, it fell behind 8 users
         creating 100 tasks a second (bench T1). A crash before the mark publishes the batch again, in
-        order, and consumers drop what they had by ``source`` + ``id``. No database transaction stays
-        open while publishing: an in-process subscriber writes to the same database (SQLite allows one
-        writer), and a slow broker must not hold row locks. A broker that refuses the call keeps every row for the next
-        drain; a row that a subscriber did not take waits alone, with the later rows of its key.
+        order, and consumers drop what they had by ``source`` + ``id``.
+
+        No database transaction stays open while publishing: an in-process subscriber writes to the same
+        database (SQLite allows one writer), and a slow broker must not hold row locks. A broker that
+        refuses the call keeps every row for the next drain; a row that a subscriber did not take waits
+        alone, with the later rows of its key.
         """
         published = 0
         held: set[tuple[str, str]] = set()  # (topic, partition key) behind a row that waits
