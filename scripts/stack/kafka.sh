@@ -47,7 +47,8 @@ case "$SECURITY" in
   plaintext|sasl_ssl) ;;
   *) echo "kafka.sh: KAFKA_SECURITY must be plaintext or sasl_ssl, got $SECURITY" >&2; exit 2 ;;
 esac
-DEFAULT_TOPICS="task-events:3 reminders:3 task-updates:3 task-events.dlq:1 reminders.dlq:1 task-updates.dlq:1"
+# The stack passes its own list (todo_dev.deploy.model.Project.kafka_topics); this default matches it.
+DEFAULT_TOPICS="task-events:12 reminders:12 task-updates:12 task-events.dlq:1 reminders.dlq:1 task-updates.dlq:1"
 TOPICS=${KAFKA_TOPICS:-$DEFAULT_TOPICS}
 
 log() { echo "kafka.sh: $*" >&2; }

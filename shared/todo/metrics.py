@@ -102,7 +102,8 @@ PUSH_MESSAGES = Family("todo_push_messages_total", "counter", "Messages sent on 
 PUSH_LAG = Family("todo_push_lag_seconds", "histogram", "Time from a change's commit to its send on a socket",
                   buckets=LATENESS_BUCKETS)
 AUDIT_ENTRIES = Family("todo_audit_entries_total", "counter", "Audit entries appended by this process")
-AUDIT_CHAIN = Family("todo_audit_chain_length", "gauge", "Entries on the audit hash chain (the database's, at scrape)")
+AUDIT_CHAIN = Family("todo_audit_chain_length", "gauge",
+                     "Entries on the audit hash chains (every chain's length summed, the database's, at scrape)")
 
 FAMILIES: tuple[Family, ...] = (
     HTTP_REQUESTS, HTTP_DURATION, EVENTS, EVENT_SECONDS, OUTBOX_PENDING, OUTBOX_OLDEST, OUTBOX_PUBLISHED,

@@ -57,7 +57,7 @@ ROUTES: tuple[Route, ...] = (
           response=s.AuditPage, query=s.HistoryQueryIn),
     Route("GET", "/audit", "query-tasks", "listAudit", "Search the audit trail (auditor, admin)",
           response=s.AuditPage, query=s.AuditQueryIn, roles=READER_ROLES),
-    Route("GET", "/audit/verify", "query-tasks", "verifyAudit", "Recompute the audit hash chain (auditor, admin)",
+    Route("GET", "/audit/verify", "query-tasks", "verifyAudit", "Recompute every audit hash chain (auditor, admin)",
           response=s.AuditVerification, roles=READER_ROLES),
     Route("GET", "/openapi.json", "query-tasks", "openapi", "This document", auth=False),
     Route("PATCH", "/tasks/{id}", "update-task", "updateTask", "Change a task (JSON merge patch)",

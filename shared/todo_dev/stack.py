@@ -24,6 +24,7 @@ from typing import IO, Any
 from todo.routes import present
 from todo.settings import variables
 
+from .deploy.model import Project
 from .launch import FromSources, Launch, Launcher
 from .ports import DEV, DEV_TRACING, StackPorts, TracingPorts
 from .ready import answers, wait_until_ready
@@ -120,6 +121,7 @@ class Stack:
                "KAFKA_PORT": str(self.kafka_port), "JAEGER_OTLP_GRPC_PORT": str(self.tracing.otlp_grpc),
                "JAEGER_OTLP_HTTP_PORT": str(self.tracing.otlp_http), "JAEGER_QUERY_PORT": str(self.tracing.query),
                "JAEGER_QUERY_GRPC_PORT": str(self.tracing.query_grpc),
+               "KAFKA_TOPICS": " ".join(f"{topic}:{parts}" for topic, parts in Project().kafka_topics()),
                **(self.certs.script_env() if self.certs else {}),
                **({"PG_STAT_STATEMENTS": "1"} if self.statement_stats else {})}
         subprocess.run([str(SCRIPTS / script), *args], check=True, env=env)

@@ -104,7 +104,7 @@ def references(span: dict[str, Any]) -> list[str]:
 def test_one_trace_follows_a_completion_from_its_request_through_daprd_to_every_consumer(
         stack: Stack, api: Callable[..., httpx.Response], user: str) -> None:
     """Create a recurring task, complete it: the completion's trace holds update-task's request span and
-    its publish through its daprd, each consumer's daprd delivery and the consumer spans of audit-sink,
+    its publish through a relay's daprd, each consumer's daprd delivery and the consumer spans of audit-sink,
     on-task-event (and its publish of the next instance) and push-update, every span's parent within the
     trace, up to the one request."""
     task = api("POST", "/tasks", user, json={"title": "traced series", "due_at": "2031-01-01T09:00:00Z",
@@ -136,10 +136,10 @@ def test_one_trace_follows_a_completion_from_its_request_through_daprd_to_every_
         # Each consumer's own daprd delivered it (daprd reports its app id as the service name).
         assert consumers <= {who for who, s in spans if s["operationName"].startswith("pubsub/")}, \
             "a consumer's daprd delivery is missing"
-        # update-task's daprd published it, called from the relay's publish span.
-        assert any(who == "update-task" and "Publish" in s["operationName"]
-                   and "update-task:publish task-events" in chains[s["spanID"]]
-                   for who, s in spans), "update-task's daprd publish is missing"
+        # A daprd published it, called from its own function's relay span: usually update-task's, but every
+        # function's relay drains the one outbox (todo.adapters.outbox), so another one's sweep may win.
+        assert any("Publish" in s["operationName"] and f"{who}:publish task-events" in chains[s["spanID"]]
+                   for who, s in spans), "a daprd publish from its function's relay is missing"
         # on-task-event published the next instance of the series, within the same trace.
         assert any(who == "on-task-event" and s["operationName"] == "publish task-events" for who, s in spans)
         # The database statements of the completion are children of the request.

@@ -20,11 +20,13 @@ from todo.domain.audit import (
     ChainHead,
     Occurrence,
     append,
+    chain_of,
     changes_of,
     diff,
     state_before,
     trail_position,
     verify,
+    verify_chains,
 )
 from todo.service import audit as service
 from todo.service.audit import AuditQuery
@@ -70,7 +72,20 @@ def test_the_first_entry_links_to_64_zeros_and_hashes_prev_hash_plus_canonical_j
 
 def test_the_canonical_form_is_pinned_by_a_known_hash() -> None:
     """Changing what is hashed, or how, would orphan every recorded chain: this must never change."""
-    entry = append(ChainHead(), occurrence(), None, T0)
+    entry = append(ChainHead(), occurrence(), None, T0, chain=5, seq=17)
+    assert entry.canonical() == (
+        '{"action":"task.created","actor":"alice","chain":5,"changes":{"id":7,"status":"open","tags":[],'
+        '"title":"pay rent","version":1},"event_id":"e0","occurred_at":"2026-01-01T09:00:00Z","position":1,'
+        '"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000",'
+        '"recorded_at":"2026-01-01T09:00:00Z","seq":17,"source":"/todo/functions/create-task",'
+        '"state":{"id":7,"status":"open","tags":[],"title":"pay rent","version":1},"task_id":7}'
+    )
+    assert entry.hash == "53c7f4076272ab0ac862f4a24901db6a862fdad94dba6971a6add3da4c87263b"
+
+
+def test_an_entry_from_before_chains_hashes_as_it_always_did() -> None:
+    """An entry without a position (recorded on the one chain there was) leaves chain and position out."""
+    entry = replace(append(ChainHead(), occurrence(), None, T0), position=None)
     assert entry.canonical() == (
         '{"action":"task.created","actor":"alice","changes":{"id":7,"status":"open","tags":[],'
         '"title":"pay rent","version":1},"event_id":"e0","occurred_at":"2026-01-01T09:00:00Z",'
@@ -78,7 +93,7 @@ def test_the_canonical_form_is_pinned_by_a_known_hash() -> None:
         '"recorded_at":"2026-01-01T09:00:00Z","seq":1,"source":"/todo/functions/create-task",'
         '"state":{"id":7,"status":"open","tags":[],"title":"pay rent","version":1},"task_id":7}'
     )
-    assert entry.hash == "319db458a908b9d5630d41f4459538e9f34ccb7cb1d60da49c1dedae741a8123"
+    assert entry.computed_hash() == "319db458a908b9d5630d41f4459538e9f34ccb7cb1d60da49c1dedae741a8123"
 
 
 def test_an_entry_with_a_task_version_hashes_it_and_one_without_hashes_as_entries_always_did() -> None:
@@ -212,6 +227,70 @@ def test_any_single_edit_anywhere_is_found_exactly_there(length: int, data: st.D
     assert verify(entries, head).first_bad_seq == index + 1
 
 
+# -- chains ---------------------------------------------------------------------------------------
+
+
+def test_a_users_chain_is_the_partition_daprds_kafka_producer_gives_their_events() -> None:
+    """Expected values from Go's hash/fnv with sarama's HashPartitioner arithmetic, over 12 partitions."""
+    expected = {"alice": 5, "bob": 8, "carol": 2, "user-1": 0, "bench-p7-0": 0, "ünï": 2}
+    assert {key: chain_of(key, 12) for key in expected} == expected
+
+
+def legacy(length: int) -> tuple[list[AuditEntry], ChainHead]:
+    """A trail recorded before chains: one chain, no positions, seq 1 … length."""
+    head, entries = ChainHead(), []
+    for n in range(length):
+        entry = replace(append(head, occurrence("task.updated", task(f"v{n}", n + 1), n), None, T0), position=None)
+        entry = replace(entry, hash=entry.computed_hash())
+        entries.append(entry)
+        head = ChainHead(entry.seq, entry.hash)
+    return entries, head
+
+
+def test_chain_0_goes_on_from_the_trail_recorded_before_chains_and_verifies_whole() -> None:
+    entries, head = legacy(3)
+    for seq in (7, 12):  # seqs count across chains: chain 0's next entries come later, with gaps
+        entry = append(head, occurrence("task.updated", n=seq), None, T0, chain=0, seq=seq)
+        entries.append(entry)
+        head = ChainHead(entry.place, entry.hash)
+    assert [(e.seq, e.place) for e in entries] == [(1, 1), (2, 2), (3, 3), (7, 4), (12, 5)]
+    assert verify(entries, head).to_json() == {"ok": True, "checked": 5, "first_bad_seq": None}
+    assert verify(entries[:3] + entries[4:], head).first_bad_seq == 4  # the entry at position 4 is missing
+    assert verify([*entries, replace(entries[0], seq=13)], head).first_bad_seq == 13  # no position after chains
+
+
+def test_an_entry_moved_to_another_chain_or_renumbered_there_is_found() -> None:
+    head, entries = ChainHead(), []
+    for n, seq in enumerate((2, 5, 9)):
+        entry = append(head, occurrence(n=n), None, T0, chain=4, seq=seq)
+        entries.append(entry)
+        head = ChainHead(entry.place, entry.hash)
+    assert verify(entries, head).ok
+    assert verify([entries[0], replace(entries[1], chain=3), entries[2]], head).first_bad_seq == 5
+    assert verify([entries[0], replace(entries[1], seq=6), entries[2]], head).first_bad_seq == 6
+    assert verify([entries[0], entries[2]], head).first_bad_seq == 3  # position 2 missing: after seq 2
+
+
+def test_every_chain_is_verified_on_its_own_and_the_checkpoint_covers_every_head() -> None:
+    heads: dict[int, ChainHead] = {}
+    chains: dict[int, list[AuditEntry]] = {}
+    for seq, user in enumerate(["alice", "bob", "alice", "carol", "bob", "alice"], start=1):
+        c = chain_of(user, 12)
+        entry = append(heads.get(c, ChainHead()), occurrence(n=seq, actor=user), None, T0, chain=c, seq=seq)
+        chains.setdefault(c, []).append(entry)
+        heads[c] = ChainHead(entry.place, entry.hash)
+    result = verify_chains({c: (entries, heads[c]) for c, entries in chains.items()})
+    assert result.ok and result.checked == 6 and [c.chain for c in result.chains] == [2, 5, 8]
+    assert [c.result.checked for c in result.chains] == [1, 3, 2]
+    tampered = {**chains, 8: [replace(chains[8][0], actor="mallory"), chains[8][1]]}
+    broken = verify_chains({c: (entries, heads[c]) for c, entries in tampered.items()})
+    assert not broken.ok and broken.first_bad_seq == 2
+    assert [c.result.ok for c in broken.chains] == [True, True, False]
+    assert broken.checkpoint == result.checkpoint  # the heads did not move: only the entries lie
+    moved = {**heads, 5: ChainHead(2, chains[5][1].hash)}
+    assert verify_chains({c: (entries, moved[c]) for c, entries in chains.items()}).checkpoint != result.checkpoint
+
+
 # -- the use case, on fakes -----------------------------------------------------------------------
 
 
@@ -219,30 +298,40 @@ class FakeAuditStore:
     def __init__(self) -> None:
         self.entries_: list[AuditEntry] = []
         self.claimed: set[tuple[str, str, str]] = set()
-        self.head_ = ChainHead()
+        self.heads_: dict[int, ChainHead] = {}
+        self.locked: list[list[int]] = []
 
     def claim_many(self, consumer: str, events: Iterable[tuple[str, str]], now: datetime) -> set[tuple[str, str]]:
         fresh = {(source, event_id) for source, event_id in events if (consumer, source, event_id) not in self.claimed}
         self.claimed.update((consumer, source, event_id) for source, event_id in fresh)
         return fresh
 
-    def lock_head(self, now: datetime) -> ChainHead:
-        return self.head_
+    def lock_heads(self, chains: Sequence[int], now: datetime) -> dict[int, ChainHead]:
+        self.locked.append(list(chains))
+        return {c: self.heads_.get(c, ChainHead()) for c in chains}
 
-    def head(self) -> ChainHead:
-        return self.head_
+    def heads(self) -> dict[int, ChainHead]:
+        return dict(self.heads_)
+
+    def next_seqs(self, count: int) -> list[int]:
+        last = max((e.seq for e in self.entries_), default=0)
+        return list(range(last + 1, last + 1 + count))
 
     def task_entries(self, task_id: int, actor: str | None = None) -> list[AuditEntry]:
         return [e for e in self.entries_ if e.task_id == task_id and actor in (None, e.actor)]
 
     def append(self, entries: Sequence[AuditEntry]) -> None:
         for entry in entries:
-            assert entry.seq == self.head_.length + 1 and entry.prev_hash == self.head_.hash
+            head = self.heads_.get(entry.chain, ChainHead())
+            assert entry.place == head.length + 1 and entry.prev_hash == head.hash
             self.entries_.append(entry)
-            self.head_ = ChainHead(entry.seq, entry.hash)
+            self.heads_[entry.chain] = ChainHead(entry.place, entry.hash)
 
-    def entries(self) -> Iterator[AuditEntry]:
-        return iter(self.entries_)
+    def chains(self) -> list[int]:
+        return sorted(self.heads_)
+
+    def entries(self, chain: int) -> Iterator[AuditEntry]:
+        return iter([e for e in self.entries_ if e.chain == chain])
 
     def find(self, query: AuditQuery, after_seq: int) -> list[AuditEntry]:
         found = [e for e in self.entries_ if e.seq > after_seq and query.task_id in (None, e.task_id)]
@@ -309,3 +398,15 @@ def test_a_batch_records_what_one_by_one_would_and_skips_duplicates_inside_it() 
     assert [e is None for e in recorded] == [True, False, False, True, False]
     assert batched.audit.entries_ == one_by_one.audit.entries_  # same seqs, diffs and hashes
     assert batched.commits == 2 and service.verify(batched).ok
+
+
+def test_a_batch_appends_each_user_to_their_own_chain_locking_the_heads_in_chain_order() -> None:
+    uow = FakeUnitOfWork()
+    users = ["bob", "alice", "carol", "bob"]  # chains 8, 5, 2, 8 of 12
+    recorded = service.record_many(uow, [occurrence(n=n, actor=user, task_id=n) for n, user in enumerate(users)], T0)
+    assert [(e.seq, e.chain, e.position) for e in recorded if e is not None] == [
+        (1, 8, 1), (2, 5, 1), (3, 2, 1), (4, 8, 2)]
+    assert uow.audit.locked == [[2, 5, 8]]
+    result = service.verify(uow)
+    assert result.ok and [(c.chain, c.head.length) for c in result.chains] == [(2, 1), (5, 1), (8, 2)]
+    assert service.CHAINS == 12

@@ -41,3 +41,23 @@ def test_the_stack_passes_on_the_settings_its_runner_chose_and_keeps_its_own(
     assert (env["TODO_LOG_LEVEL"], env["TODO_WS_ORIGINS"]) == ("DEBUG", "https://todo.example.com")
     assert env["TODO_DATABASE_URL"].startswith("postgresql+pg8000://todo@127.0.0.1:")
     assert "TODO_NOT_A_SETTING" not in env
+
+
+def test_the_local_kafka_creates_the_topics_and_partitions_the_cluster_job_does() -> None:
+    """One list (Project.kafka_topics): the cluster's topics Job, the stack, and kafka.sh's own default."""
+    import re
+    import shlex
+
+    from todo.service.events import TOPIC_PARTITIONS
+    from todo_dev.deploy.kafka import topics_job
+    from todo_dev.deploy.model import ROOT, Project
+
+    wanted = Project().kafka_topics()
+    assert ("task-events", TOPIC_PARTITIONS) in wanted
+    script = (ROOT / "scripts" / "stack" / "kafka.sh").read_text()
+    [default] = re.findall(r'^DEFAULT_TOPICS="([^"]*)"', script, re.MULTILINE)
+    assert [(t, int(p)) for t, p in (item.split(":") for item in default.split())] == wanted
+    job = topics_job(Project())["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    created = [(w[w.index("--topic") + 1], int(w[w.index("--partitions") + 1]))
+               for w in map(shlex.split, job.splitlines()) if "--topic" in w]
+    assert created == wanted

@@ -205,9 +205,10 @@ export class AuditView {
     out.textContent = "Verifying…";
     try {
       const result = await this.api.get("/audit/verify");
+      const chains = result.chains.length;
       out.textContent = result.ok
-        ? `The chain is intact: ${result.checked} entries checked.`
-        : `The chain is broken at entry ${result.first_bad_seq} (${result.checked} entries checked).`;
+        ? `The trail is intact: ${result.checked} entries on ${chains} chains checked; checkpoint ${result.checkpoint.slice(0, 16)}….`
+        : `The trail is broken at entry ${result.first_bad_seq} (${result.checked} entries on ${chains} chains checked).`;
     } catch (err) {
       out.textContent = err.status === 401 ? "" : `Could not verify: ${err.message}`;
     }

@@ -1,4 +1,4 @@
-"""The audit trail in SQL: the append-only log, its chain head, and a unit of work around them."""
+"""The audit trail in SQL: the append-only log, its chains' heads, and a unit of work around them."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from ..domain.audit import GENESIS_HASH, AuditEntry, ChainHead, Unreadable
 from ..service.audit import AuditQuery
 from .db import upsert
 from .idempotency import claim_many
-from .tables import audit_chain_head, audit_log
+from .tables import AUDIT_SEQ, audit_chain_heads, audit_log
 from .unit_of_work import SqlTransaction
 
-_HEAD_ID = 1
 _FIELDS = tuple(c.name for c in audit_log.columns)
-_HEAD = select(audit_chain_head.c.length, audit_chain_head.c.hash).where(audit_chain_head.c.id == _HEAD_ID)
+_HEADS = select(audit_chain_heads.c.chain, audit_chain_heads.c.length, audit_chain_heads.c.hash)
 
 
 class SqlAuditStore:
@@ -30,47 +29,65 @@ class SqlAuditStore:
     def claim_many(self, consumer: str, events: Iterable[tuple[str, str]], now: datetime) -> set[tuple[str, str]]:
         return claim_many(self.conn, consumer, events, now)
 
-    # -- the chain head ------------------------------------------------------------------------------
+    # -- the chains' heads ----------------------------------------------------------------------------
 
-    def lock_head(self, now: datetime) -> ChainHead:
-        """Read the head and hold it until the transaction ends: appenders take turns here.
+    def lock_heads(self, chains: Sequence[int], now: datetime) -> dict[int, ChainHead]:
+        """Read the chains' heads and hold them until the transaction ends: a chain's appenders take turns.
 
-        On PostgreSQL that is the row lock; on SQLite every write transaction already holds the
-        database's write lock (BEGIN IMMEDIATE).
+        On PostgreSQL those are row locks, taken in chain order (the rows are locked as the ordered scan
+        returns them); on SQLite every write transaction already holds the database's write lock.
         """
-        stmt = _HEAD
+        stmt = _HEADS.where(audit_chain_heads.c.chain.in_(chains)).order_by(audit_chain_heads.c.chain)
         if self.conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
-        row = self.conn.execute(stmt).first()
-        if row is None:  # the first append ever: whoever creates the row, everyone then locks it
-            self.conn.execute(upsert(self.conn, audit_chain_head).values(
-                id=_HEAD_ID, length=0, hash=GENESIS_HASH, updated_at=now).on_conflict_do_nothing())
-            row = self.conn.execute(stmt).one()
-        return ChainHead(row.length, row.hash)
+        heads = {row.chain: ChainHead(row.length, row.hash) for row in self.conn.execute(stmt)}
+        if len(heads) < len(chains):  # a chain's first append: whoever creates its head, everyone then locks it
+            self.conn.execute(upsert(self.conn, audit_chain_heads).values(
+                [{"chain": c, "length": 0, "hash": GENESIS_HASH, "updated_at": now} for c in chains if c not in heads]
+            ).on_conflict_do_nothing())
+            heads = {row.chain: ChainHead(row.length, row.hash) for row in self.conn.execute(stmt)}
+        return heads
 
-    def head(self) -> ChainHead:
-        row = self.conn.execute(_HEAD).first()
-        return ChainHead() if row is None else ChainHead(row.length, row.hash)
+    def heads(self) -> dict[int, ChainHead]:
+        return {row.chain: ChainHead(row.length, row.hash) for row in self.conn.execute(_HEADS)}
+
+    def next_seqs(self, count: int) -> list[int]:
+        """On PostgreSQL from the sequence (appenders of other chains draw from it at once); on SQLite,
+        whose one writer holds the database, after the highest recorded."""
+        if self.conn.dialect.name == "postgresql":
+            return list(self.conn.execute(text(f"SELECT nextval('{AUDIT_SEQ}') FROM generate_series(1, :n)"),
+                                          {"n": count}).scalars())
+        last = self.conn.execute(select(func.coalesce(func.max(audit_log.c.seq), 0))).scalar_one()
+        return list(range(last + 1, last + 1 + count))
 
     # -- entries -------------------------------------------------------------------------------------
 
     def append(self, entries: Sequence[AuditEntry]) -> None:
-        """Insert consecutive entries and move the head onto the last (the caller holds its lock)."""
+        """Insert the entries and move each chain's head onto its last (the caller holds their locks)."""
         if not entries:
             return
         # RETURNING makes SQLAlchemy batch the rows into multi-row VALUES ("insertmanyvalues", one
         # statement compiled once); without it pg8000's executemany is a round trip per entry.
         self.conn.execute(insert(audit_log).returning(audit_log.c.seq),
                           [{name: getattr(entry, name) for name in _FIELDS} for entry in entries])
-        first, last = entries[0], entries[-1]
-        moved = self.conn.execute(
-            update(audit_chain_head)
-            .where(audit_chain_head.c.id == _HEAD_ID, audit_chain_head.c.length == first.seq - 1,
-                   audit_chain_head.c.hash == first.prev_hash)
-            .values(length=last.seq, hash=last.hash, updated_at=last.recorded_at)
-        )
-        if moved.rowcount != 1:
-            raise RuntimeError(f"the audit chain head moved under entry {first.seq}; was its lock taken?")
+        by_chain: dict[int, list[AuditEntry]] = {}
+        for entry in entries:
+            by_chain.setdefault(entry.chain, []).append(entry)
+        for chain, appended in sorted(by_chain.items()):
+            first, last = appended[0], appended[-1]
+            moved = self.conn.execute(
+                update(audit_chain_heads)
+                .where(audit_chain_heads.c.chain == chain, audit_chain_heads.c.length == first.place - 1,
+                       audit_chain_heads.c.hash == first.prev_hash)
+                .values(length=last.place, hash=last.hash, updated_at=last.recorded_at)
+            )
+            if moved.rowcount != 1:
+                raise RuntimeError(f"chain {chain}'s head moved under entry {first.seq}; was its lock taken?")
+
+    def chains(self) -> list[int]:
+        found = set(self.conn.execute(select(audit_chain_heads.c.chain)).scalars())
+        found.update(self.conn.execute(select(audit_log.c.chain).distinct()).scalars())
+        return sorted(found)
 
     def task_entries(self, task_id: int, actor: str | None = None) -> list[AuditEntry]:
         stmt = select(audit_log).where(audit_log.c.task_id == task_id)
@@ -78,13 +95,14 @@ class SqlAuditStore:
             stmt = stmt.where(audit_log.c.actor == actor)
         return [_entry(row) for row in self.conn.execute(stmt.order_by(audit_log.c.seq)).mappings()]
 
-    def entries(self) -> Iterator[AuditEntry | Unreadable]:
-        """Every entry in ``seq`` order, read in keyset batches (the trail may not fit in memory). A batch
-        holding a row that does not read back as an entry is read again row by row, and that row is
-        :class:`Unreadable`: the verifier reports it rather than fail on it."""
+    def entries(self, chain: int) -> Iterator[AuditEntry | Unreadable]:
+        """The chain's entries in ``seq`` order, read in keyset batches (the trail may not fit in memory).
+        A batch holding a row that does not read back as an entry is read again row by row, and that
+        row is :class:`Unreadable`: the verifier reports it rather than fail on it."""
         after: Any = None
         while True:
-            stmt, window = select(audit_log), select(audit_log.c.seq)
+            mine = audit_log.c.chain == chain
+            stmt, window = select(audit_log).where(mine), select(audit_log.c.seq).where(mine)
             if after is not None:
                 stmt, window = stmt.where(audit_log.c.seq > after), window.where(audit_log.c.seq > after)
             try:
@@ -113,6 +131,8 @@ class SqlAuditStore:
             conditions.append(audit_log.c.task_id == query.task_id)
         if query.action is not None:
             conditions.append(audit_log.c.action == query.action)
+        if query.chain is not None:
+            conditions.append(audit_log.c.chain == query.chain)
         if query.since is not None:
             conditions.append(audit_log.c.occurred_at >= query.since)
         if query.until is not None:

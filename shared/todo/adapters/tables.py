@@ -144,9 +144,11 @@ processed_events = Table(
     Column("processed_at", UTCDateTime, nullable=False),
 )
 
-# The audit trail (audit-sink). Append-only: triggers refuse UPDATE, DELETE and TRUNCATE (migration
-# 0003), and on SQLite the REPLACE that would delete a row without firing them (0007). ``seq`` is
-# assigned by the appender, gap-free, under the lock of the one-row chain head.
+# The audit trail (audit-sink): a hash chain per partition (migration 0011, docs/audit.md). Append-only:
+# triggers refuse UPDATE, DELETE and TRUNCATE (migration 0003), and on SQLite the REPLACE that would
+# delete a row without firing them (0007). ``position`` is an entry's place in its chain, assigned by the
+# appender, gap-free, under the lock of the chain's head; NULL for entries from before chains (chain 0,
+# at their seq). ``seq`` numbers entries across chains (a sequence on PostgreSQL, migration 0011).
 # ``changes`` and ``state`` are plain JSON, not JSONB: they read back exactly as they were hashed.
 audit_log = Table(
     "audit_log",
@@ -164,24 +166,28 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Column("task_version", BigInteger, nullable=True),  # migration 0009: orders a task's trail; NULL before
+    Column("chain", SmallInteger, nullable=False, server_default="0"),
+    Column("position", BigInteger, nullable=True),
     Index("ix_audit_log_task", "task_id", "seq"),
     Index("ix_audit_log_actor", "actor", "seq"),
     Index("ix_audit_log_occurred", "occurred_at"),
+    Index("ix_audit_log_chain", "chain", "seq"),
 )
+AUDIT_SEQ = "audit_log_seq"  # PostgreSQL's sequence of seqs
 
-# One row (id 1): the chain's length and last hash. Cutting entries off the end leaves it pointing
-# past them; locking it serialises appenders so that the chain never forks.
-audit_chain_head = Table(
-    "audit_chain_head",
+# A row per chain: its length and last hash. Cutting entries off a chain's end leaves its head pointing
+# past them; locking it serialises that chain's appenders so that it never forks.
+audit_chain_heads = Table(
+    "audit_chain_heads",
     metadata,
-    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("chain", SmallInteger, primary_key=True, autoincrement=False),
     Column("length", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # Both refuse DELETE and TRUNCATE (the log also UPDATE) through their own triggers.
-AUDIT_TABLES = ("audit_log", "audit_chain_head")
+AUDIT_TABLES = ("audit_log", "audit_chain_heads")
 
 # Every event a consumer gave up on, and why (migration 0007): poison, or a retry budget spent. ``event``
 # is the CloudEvent as JSON text (ASCII-escaped: a NUL or a lone surrogate in it is still storable),

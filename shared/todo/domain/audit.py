@@ -1,14 +1,21 @@
-"""The audit trail: append-only entries linked by a SHA-256 hash chain, and its verification.
+"""The audit trail: append-only entries linked by SHA-256 hash chains, and their verification.
+
+The trail is several chains side by side (docs/audit.md). A user's entries all go to one chain,
+the one numbered like the Kafka partition their events travel on (:func:`chain_of`), so that consumers
+of different partitions append to different chains and never wait on each other's head.
 
 Each entry's ``hash`` is ``SHA-256(prev_hash + canonical)``, where ``canonical`` is the entry without
-its hash as JSON with sorted keys and no whitespace. Editing, removing or reordering an entry breaks
-the link to the entry after it; removing entries from the end is caught by the chain head (the
-length and last hash, kept apart from the entries and moved on every append).
+its hash as JSON with sorted keys and no whitespace; ``prev_hash`` is the hash of the entry before it
+in its chain, and ``position`` its place there (1, 2, 3 … without gaps). Editing, removing, reordering
+or moving an entry to another chain breaks a link; removing entries from the end is caught by the
+chain's head (its length and last hash, kept apart from the entries and moved on every append).
 
-``seq`` is the order entries were recorded in, which is the order events arrived in. That is not the
-order a task's changes were committed in (a broker may reorder), so each entry also keeps the task
-version its event is about, and a task's trail is read in :func:`trail_position` order. An entry
-recorded before versions were kept has none and is hashed without it.
+``seq`` numbers entries across chains in the order they were recorded (unique and increasing within a
+chain; the trail's listing order). That is not the order a task's changes were committed in (a broker
+may reorder), so each entry also keeps the task version its event is about, and a task's trail is read
+in :func:`trail_position` order. Entries recorded before the chains were sharded have no position (and
+those before versions were kept no version): they are chain 0's beginning, at positions equal to their
+seq, and are hashed without the fields they did not have.
 """
 
 from __future__ import annotations
@@ -47,9 +54,21 @@ class Occurrence:
         return self.state is not None
 
 
+def chain_of(partition_key: str, chains: int) -> int:
+    """The chain of a user's entries: the partition daprd's Kafka producer puts their events on (sarama's
+    hash partitioner, which Dapr's pub/sub uses for ``partitionKey``: FNV-1a 32 of the key, as a signed
+    32-bit number, remainder made non-negative). Aligned so, audit-sink consumers own disjoint chains; a
+    broker that partitions otherwise costs them only waits, never correctness."""
+    digest = 0x811C9DC5
+    for byte in partition_key.encode():
+        digest = ((digest ^ byte) * 0x01000193) & 0xFFFFFFFF
+    signed = digest - (1 << 32) if digest >= 1 << 31 else digest
+    return abs(signed) % chains
+
+
 @dataclass(frozen=True)
 class ChainHead:
-    """The chain's length (the last ``seq``: seqs run 1, 2, 3 … without gaps) and its last hash."""
+    """A chain's length (its last position: positions run 1, 2, 3 … without gaps) and its last hash."""
 
     length: int = 0
     hash: str = GENESIS_HASH
@@ -70,12 +89,21 @@ class AuditEntry:
     prev_hash: str
     hash: str
     task_version: int | None = None  # the task version of the event: orders a task's trail (trail_position)
+    chain: int = 0
+    position: int | None = None  # the place in its chain; None: recorded before chains (chain 0, at its seq)
+
+    @property
+    def place(self) -> Any:
+        """Where the entry stands in its chain: its position, or for an entry from before chains its seq."""
+        return self.seq if self.position is None else self.position
 
     def canonical(self) -> str:
         """Every stored field but ``hash``, as sorted, whitespace-free JSON. ``task_version`` is left out
-        when it is None: entries recorded before it existed keep the hash they were chained with."""
+        when it is None, ``chain`` and ``position`` when there is no position: entries recorded before
+        those existed keep the hash they were chained with."""
         return _canonical_json({
             **({} if self.task_version is None else {"task_version": self.task_version}),
+            **({} if self.position is None else {"chain": self.chain, "position": self.position}),
             "seq": self.seq,
             "event_id": self.event_id,
             "source": self.source,
@@ -98,7 +126,7 @@ class AuditEntry:
             "occurred_at": iso(self.occurred_at), "recorded_at": iso(self.recorded_at),
             "actor": self.actor, "action": self.action, "task_id": self.task_id,
             "changes": self.changes, "state": self.state, "prev_hash": self.prev_hash, "hash": self.hash,
-            "task_version": self.task_version,
+            "task_version": self.task_version, "chain": self.chain, "position": self.place,
         }
 
 
@@ -180,10 +208,13 @@ def trail_position(action: str, task_version: int | None, seq: int) -> tuple[int
 
 
 def append(head: ChainHead, occurrence: Occurrence, previous_state: Mapping[str, Any] | None,
-           recorded_at: datetime) -> AuditEntry:
-    """The next entry of the chain whose head is ``head``; its ``seq`` and ``hash`` are the new head."""
+           recorded_at: datetime, *, chain: int = 0, seq: int | None = None) -> AuditEntry:
+    """The next entry of the chain whose head is ``head``, numbered ``seq`` across chains (by default
+    its position, as in a trail of one chain); its position and hash are the chain's new head."""
     unsigned = AuditEntry(
-        seq=head.length + 1,
+        seq=head.length + 1 if seq is None else seq,
+        chain=chain,
+        position=head.length + 1,
         event_id=occurrence.event_id,
         source=occurrence.source,
         occurred_at=_utc(occurrence.occurred_at or recorded_at),
@@ -221,37 +252,85 @@ class Unreadable:
 
 @dataclass(frozen=True)
 class Verification:
+    """One chain's verification (or, from :func:`verify_chains`, the trail's: every chain's)."""
+
     ok: bool
     checked: int  # entries examined (all of them when ok; up to the first bad one otherwise)
-    first_bad_seq: int | None
+    first_bad_seq: int | None  # the seq at which the chain first differs from what was appended
+    chains: tuple[ChainVerification, ...] = ()
+    checkpoint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "checked": self.checked, "first_bad_seq": self.first_bad_seq}
+        found: dict[str, Any] = {"ok": self.ok, "checked": self.checked, "first_bad_seq": self.first_bad_seq}
+        if self.checkpoint is not None:
+            found["checkpoint"] = self.checkpoint
+            found["chains"] = [c.to_json() for c in self.chains]
+        return found
+
+
+@dataclass(frozen=True)
+class ChainVerification:
+    chain: int
+    head: ChainHead  # as stored
+    result: Verification
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chain": self.chain, "length": self.head.length, "hash": self.head.hash, **self.result.to_json()}
 
 
 def verify(entries: Iterable[AuditEntry | Unreadable], head: ChainHead) -> Verification:
-    """Recompute the chain over ``entries`` (ordered by ``seq``) and hold its end against ``head``.
+    """Recompute one chain over ``entries`` (its own, ordered by ``seq``) and hold its end against ``head``.
 
-    ``first_bad_seq`` is the first position where the trail is not what was appended: an entry
-    whose content or link does not hash right, or does not read back at all, or the seq where entries
-    are missing. A malformed entry is reported, never raised: the verifier is what finds tampering.
+    ``first_bad_seq`` is the first seq where the chain is not what was appended: an entry whose content
+    or link does not hash right, stands at the wrong position, or does not read back at all; where
+    entries are missing, the seq after the last one intact (seqs count across chains, so a missing
+    entry's own seq is not known; in the chain from before sharding they are consecutive and it is).
+    A malformed entry is reported, never raised: the verifier is what finds tampering.
     """
     checked = 0
     previous = ChainHead()
+    last_seq = 0
+    positioned = False  # entries from before chains (no position) may only open chain 0
+    beyond: int | None = None  # the seq of the entry just past the head, when there is one
     for entry in entries:
         checked += 1
-        expected_seq = previous.length + 1
         if type(entry.seq) is not int:  # tampered into no number at all: it stands where the next one should
-            return Verification(False, checked, expected_seq)
-        if entry.seq != expected_seq:
-            return Verification(False, checked, min(entry.seq, expected_seq))
-        if isinstance(entry, Unreadable) or entry.prev_hash != previous.hash or not _hashes_right(entry):
+            return Verification(False, checked, last_seq + 1)
+        if isinstance(entry, Unreadable):
             return Verification(False, checked, entry.seq)
-        previous = ChainHead(entry.seq, entry.hash)
+        if entry.position is None and (positioned or entry.chain != 0):
+            return Verification(False, checked, entry.seq)
+        positioned = entry.position is not None
+        expected = previous.length + 1
+        if type(entry.place) is not int or entry.place != expected or entry.seq <= last_seq:
+            missing = type(entry.place) is int and entry.place > expected and entry.seq > last_seq
+            return Verification(False, checked, last_seq + 1 if missing else entry.seq)
+        if entry.prev_hash != previous.hash or not _hashes_right(entry):
+            return Verification(False, checked, entry.seq)
+        previous, last_seq = ChainHead(entry.place, entry.hash), entry.seq
+        if entry.place == head.length + 1:
+            beyond = entry.seq
     if previous.length < head.length:  # the end was cut off
-        return Verification(False, checked, previous.length + 1)
-    if previous.length > head.length:  # entries the head never accounted for
-        return Verification(False, checked, head.length + 1)
+        return Verification(False, checked, last_seq + 1)
+    if previous.length > head.length:  # entries the head never accounted for (found at the first of them)
+        return Verification(False, checked, beyond)
     if previous.hash != head.hash:  # the last entry is not the one appended last
-        return Verification(False, checked, max(previous.length, 1))
+        return Verification(False, checked, max(last_seq, 1))
     return Verification(True, checked, None)
+
+
+def verify_chains(chains: Mapping[int, tuple[Iterable[AuditEntry | Unreadable], ChainHead]]) -> Verification:
+    """Every chain verified on its own; the trail is intact when each is. ``first_bad_seq`` is the lowest
+    of the chains' and ``checkpoint`` a hash over every head (:func:`checkpoint`) that operators can
+    publish: a later trail whose chains extend the published heads has rewritten nothing before them."""
+    results = tuple(ChainVerification(chain, head, verify(entries, head))
+                    for chain, (entries, head) in sorted(chains.items()))
+    bad = [c.result.first_bad_seq for c in results if c.result.first_bad_seq is not None]
+    return Verification(all(c.result.ok for c in results), sum(c.result.checked for c in results),
+                        min(bad) if bad else None, results, checkpoint({c.chain: c.head for c in results}))
+
+
+def checkpoint(heads: Mapping[int, ChainHead]) -> str:
+    """SHA-256 over the heads, chain by chain: ``[[chain, length, hash], …]`` as canonical JSON."""
+    return hashlib.sha256(_canonical_json([[c, h.length, h.hash] for c, h in sorted(heads.items())]).encode()
+                          ).hexdigest()

@@ -72,7 +72,7 @@ def _scrape(runtime: Runtime, function: str) -> tuple[bytes, str]:
 
 
 def _database_gauges(runtime: Runtime, function: str) -> None:
-    from ..adapters.tables import audit_chain_head, outbox
+    from ..adapters.tables import audit_chain_heads, outbox
 
     if function not in OUTBOX_WRITERS and function != AUDITOR:
         return
@@ -89,5 +89,5 @@ def _database_gauges(runtime: Runtime, function: str) -> None:
             metrics.OUTBOX_OLDEST.set(0.0 if oldest is None else max(0.0, (runtime.now() - oldest).total_seconds()),
                                       function=function)
         if function == AUDITOR:
-            length = conn.execute(select(audit_chain_head.c.length)).scalar()
+            length = conn.execute(select(func.sum(audit_chain_heads.c.length))).scalar()
             metrics.AUDIT_CHAIN.set(float(length or 0), function=function)

@@ -427,9 +427,12 @@ class AuditEntryOut(Model):
     state: dict[str, Any] | None = Field(description="The task after the event (deleted: its last state)")
     task_version: int | None = Field(description="The task version the event is about: a task's history is in "
                                                  "this order (null: recorded before versions were kept)")
-    prev_hash: str
+    chain: int = Field(description="The hash chain the entry is on: its user's (docs/audit.md)")
+    position: int = Field(description="Its place on that chain: 1, 2, 3 … without gaps")
+    prev_hash: str = Field(description="The hash of the entry before it on its chain (64 zeros for the first)")
     hash: str = Field(description="SHA-256 of prev_hash + the entry without hash as sorted, compact JSON "
-                                  "(task_version left out when null)")
+                                  "(task_version left out when null; chain and position for entries recorded "
+                                  "since chains, left out before)")
 
 
 class AuditPage(Model):
@@ -437,10 +440,23 @@ class AuditPage(Model):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
 
-class AuditVerification(Model):
+class ChainVerificationOut(Model):
+    chain: int
+    length: int = Field(description="The chain's head as stored: its last position")
+    hash: str = Field(description="The chain's head as stored: its last entry's hash")
     ok: bool
+    checked: int
+    first_bad_seq: int | None
+
+
+class AuditVerification(Model):
+    ok: bool = Field(description="Every chain is what was appended to it")
     checked: int = Field(description="Entries examined")
-    first_bad_seq: int | None = Field(description="Where the trail first differs from what was appended")
+    first_bad_seq: int | None = Field(description="Where the trail first differs from what was appended "
+                                                  "(the lowest of the chains')")
+    checkpoint: str = Field(description='SHA-256 over every head, [[chain, length, hash], …] as sorted, compact '
+                                        "JSON: publish it, and a later trail that extends it rewrote nothing")
+    chains: list[ChainVerificationOut]
 
 
 class HistoryQueryIn(Strict):
@@ -458,12 +474,14 @@ class AuditQueryIn(Strict):
     action: Annotated[Line | None, Field(min_length=1, max_length=lim.MAX_ACTION, examples=["task.deleted"])] = None
     since: Annotated[Instant | None, Field(description="occurred_at at or after (RFC 3339)")] = None
     until: Annotated[Instant | None, Field(description="occurred_at before (RFC 3339)")] = None
+    chain: Annotated[int | None, Field(ge=0, le=32767, description="One chain's entries: in seq order, which on "
+                                                                    "one chain is commit order (docs/audit.md)")] = None
     limit: Annotated[int, Field(ge=1, le=MAX_AUDIT_LIMIT)] = 50
     cursor: Annotated[str | None, Field(max_length=lim.MAX_AUDIT_CURSOR)] = None
 
     def to_query(self) -> AuditQuery:
         return AuditQuery(actor=self.user_id, task_id=self.task_id, action=self.action, since=self.since,
-                          until=self.until, limit=self.limit, cursor=self.cursor)
+                          until=self.until, chain=self.chain, limit=self.limit, cursor=self.cursor)
 
 
 # -- recurring tasks ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from ..domain import audit
 from ..domain.audit import AuditEntry, ChainHead, Occurrence, Unreadable, Verification
 from ..domain.errors import TaskNotFound
 from ..limits import int64_problem
+from .events import TOPIC_PARTITIONS
 from .queries import InvalidCursor, decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
@@ -21,17 +22,27 @@ log = logging.getLogger(__name__)
 CONSUMER = "audit-sink"
 READER_ROLES = ("auditor", "admin")  # who may read and verify the whole trail (any one of them)
 MAX_LIMIT = 200
+CHAINS = TOPIC_PARTITIONS  # a chain per partition of the topics audit-sink reads (docs/audit.md)
+
+
+def chain_of(occurrence: Occurrence) -> int:
+    """The chain of the occurrence's user (the events' partition key is the user id)."""
+    return audit.chain_of(occurrence.actor, CHAINS)
 
 
 @dataclass(frozen=True)
 class AuditQuery:
-    """Entries in ``seq`` order, after the one the cursor names; ``since``/``until`` bound ``occurred_at``."""
+    """Entries in ``seq`` order, after the one the cursor names; ``since``/``until`` bound ``occurred_at``.
+
+    Entries of different chains are appended at once, so a later seq may commit before an earlier one:
+    who follows the trail page by page reads each ``chain`` on its own, where seq order is commit order."""
 
     actor: str | None = None
     task_id: int | None = None
     action: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    chain: int | None = None
     limit: int = 50
     cursor: str | None = None
 
@@ -39,13 +50,25 @@ class AuditQuery:
 class AuditStore(Protocol):
     def claim_many(self, consumer: str, events: Iterable[tuple[str, str]],
                    now: datetime) -> set[tuple[str, str]]: ...
-    def lock_head(self, now: datetime) -> ChainHead: ...
-    def head(self) -> ChainHead: ...
+    def lock_heads(self, chains: Sequence[int], now: datetime) -> dict[int, ChainHead]:
+        """Read the chains' heads and hold them until the transaction ends, locked in ``chains`` order."""
+        ...
+    def heads(self) -> dict[int, ChainHead]: ...
+    def next_seqs(self, count: int) -> list[int]:
+        """``count`` new seqs, increasing, above every recorded one (the caller holds its chains' heads)."""
+        ...
     def task_entries(self, task_id: int, actor: str | None = None) -> list[AuditEntry]:
         """Every entry of the task (of ``actor``'s only, when given), in ``seq`` order."""
         ...
-    def append(self, entries: Sequence[AuditEntry]) -> None: ...
-    def entries(self) -> Iterator[AuditEntry | Unreadable]: ...
+    def append(self, entries: Sequence[AuditEntry]) -> None:
+        """Insert entries (each chain's consecutive, in order) and move each chain's head onto its last."""
+        ...
+    def chains(self) -> list[int]:
+        """Every chain with a head or an entry."""
+        ...
+    def entries(self, chain: int) -> Iterator[AuditEntry | Unreadable]:
+        """The chain's entries in ``seq`` order."""
+        ...
     def find(self, query: AuditQuery, after_seq: int) -> list[AuditEntry]: ...
 
 
@@ -69,45 +92,56 @@ def record(uow: AuditUnitOfWork, occurrence: Occurrence, now: datetime) -> Audit
 
 
 def record_many(uow: AuditUnitOfWork, occurrences: Sequence[Occurrence], now: datetime) -> list[AuditEntry | None]:
-    """Append an entry per occurrence, in order, in one transaction; ``None`` for an event recorded
-    before (or earlier in the same batch).
+    """Append an entry per occurrence, in order, each to its user's chain, in one transaction; ``None`` for
+    an event recorded before (or earlier in the same batch).
 
-    The claims, the chain head's lock and the appends share the transaction: a redelivery waits for
-    the first delivery and then finds its claim, and concurrent appenders queue on the head. A batch
-    pays for the lock and the head's update once, which is what lets one chain keep up with Kafka.
+    The claims, the heads' locks and the appends share the transaction: a redelivery waits for the first
+    delivery and then finds its claim, and appenders to one chain queue on its head, while those of other
+    chains go on (a consumer's partitions are its chains). Heads are locked in chain order, so two
+    batches over the same chains cannot deadlock. A batch pays for each lock and head update once.
     """
-    recorded: list[AuditEntry | None] = []
     with uow:
         fresh = uow.audit.claim_many(CONSUMER, [(o.source, o.event_id) for o in occurrences], now)
-        head = uow.audit.lock_head(now) if fresh else ChainHead()
-        stored: dict[int, list[AuditEntry]] = {}  # per task, read when an old event needs them
-        batch: dict[int, list[AuditEntry]] = {}  # per task, what this batch appends
+        taken: list[Occurrence | None] = []
         for occurrence in occurrences:
             key = (occurrence.source, occurrence.event_id)
             if key not in fresh:
                 log.info("audit: event already recorded", extra={"ce_id": occurrence.event_id,
                                                                  "ce_source": occurrence.source})
-                recorded.append(None)
+                taken.append(None)
                 continue
             fresh.discard(key)  # the same event twice in one batch: the second is a duplicate
-            previous = None
+            taken.append(occurrence)
+        new = [o for o in taken if o is not None]
+        if not new:  # all duplicates: nothing to keep
+            return [None] * len(occurrences)
+        heads = uow.audit.lock_heads(sorted({chain_of(o) for o in new}), now)
+        seqs = iter(uow.audit.next_seqs(len(new)))
+        stored: dict[int, list[AuditEntry]] = {}  # per task, read when an old event needs them
+        batch: dict[int, list[AuditEntry]] = {}  # per task, what this batch appends
+        recorded: list[AuditEntry | None] = []
+        for one in taken:
+            if one is None:
+                recorded.append(None)
+                continue
+            occurrence, previous = one, None
             if audit.needs_previous_state(occurrence):  # an event written before events carried changes
                 if occurrence.task_id not in stored:
                     stored[occurrence.task_id] = uow.audit.task_entries(occurrence.task_id)
                 previous = audit.state_before([*stored[occurrence.task_id], *batch.get(occurrence.task_id, ())],
                                               occurrence.version)
-            entry = audit.append(head, occurrence, previous, now)
+            chain = chain_of(occurrence)
+            entry = audit.append(heads[chain], occurrence, previous, now, chain=chain, seq=next(seqs))
             batch.setdefault(entry.task_id, []).append(entry)
-            head = ChainHead(entry.seq, entry.hash)
+            heads[chain] = ChainHead(entry.place, entry.hash)
             recorded.append(entry)
         appended = [entry for entry in recorded if entry is not None]
-        if appended:  # all duplicates: nothing to keep
-            uow.audit.append(appended)
-            uow.commit()
-            metrics.AUDIT_ENTRIES.inc(len(appended), function=CONSUMER)
+        uow.audit.append(appended)
+        uow.commit()
+        metrics.AUDIT_ENTRIES.inc(len(appended), function=CONSUMER)
     for entry in appended:
         log.info("audit: entry recorded", extra={"ce_id": entry.event_id, "task_id": entry.task_id,
-                                                 "seq": entry.seq, "action": entry.action})
+                                                 "seq": entry.seq, "chain": entry.chain, "action": entry.action})
     return recorded
 
 
@@ -144,8 +178,11 @@ def _after_position(cursor: str) -> tuple[int, int, int]:
 
 
 def verify(uow: AuditUnitOfWork) -> Verification:
+    """Every chain, each against its head, in one snapshot of the trail; with the heads' checkpoint."""
     with uow.consistent():
-        return audit.verify(uow.audit.entries(), uow.audit.head())
+        heads = uow.audit.heads()
+        return audit.verify_chains({chain: (uow.audit.entries(chain), heads.get(chain, ChainHead()))
+                                    for chain in uow.audit.chains()})
 
 
 def _page(store: AuditStore, query: AuditQuery) -> tuple[list[AuditEntry], str | None]:

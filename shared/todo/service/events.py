@@ -18,6 +18,10 @@ from .dead_letters import DeadLetter
 TASK_EVENTS_TOPIC = "task-events"
 REMINDERS_TOPIC = "reminders"
 TASK_UPDATES_TOPIC = "task-updates"
+# Partitions of each of those topics, keyed by user: one user's events stay in order on one partition.
+# The audit trail keeps a chain per partition (todo.service.audit.CHAINS): audit-sink's consumers, each
+# given some partitions, then append to chains that no other consumer touches.
+TOPIC_PARTITIONS = 12
 SPEC_VERSION = "1.0"
 
 

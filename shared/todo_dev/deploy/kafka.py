@@ -85,8 +85,7 @@ def event_documents(project: Project, kafka: Kafka) -> list[Doc]:
 
 
 def topics_job(project: Project) -> Doc:
-    wanted = [(t, 3) for t in project.topics()] + [(dlq_topic(t), 1) for t in dict.fromkeys(
-        s.topic for s in project.consumed())]
+    wanted = project.kafka_topics()
     lines = ["set -e"] + [
         f"/opt/kafka/bin/kafka-topics.sh --bootstrap-server \"$BOOTSTRAP\" --create --if-not-exists "
         f"--topic {topic} --partitions {parts} --replication-factor 1" for topic, parts in wanted]

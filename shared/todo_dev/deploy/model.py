@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from todo.routes import ROUTES, SUBSCRIPTIONS, TICKS, WS_FUNCTION, Route, Subscription, Tick, function_names
-from todo.service.events import dead_letter_topic
+from todo.service.events import TOPIC_PARTITIONS, dead_letter_topic
 
 Doc = dict[str, Any]
 
@@ -204,6 +204,12 @@ class Project:
 
     def topics(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys([*(s.topic for s in self.consumed()), *PRODUCERS]))
+
+    def kafka_topics(self) -> list[tuple[str, int]]:
+        """Every topic to create and its partitions: ours keyed by user over TOPIC_PARTITIONS (the audit
+        trail's chains follow them), a dead-letter topic per consumed one on one partition."""
+        return [(t, TOPIC_PARTITIONS) for t in self.topics()] + [
+            (dlq_topic(t), 1) for t in dict.fromkeys(s.topic for s in self.consumed())]
 
     def dapr_components(self) -> list[tuple[str, list[Doc]]]:
         """(path relative to the root, documents) of each file in dapr-components/."""
