@@ -69,25 +69,27 @@ def test_daprd_traces_a_publish_of_create_task_into_its_deliveries_to_each_consu
     assert api("POST", "/tasks", user, json={"title": "traced"}).status_code == 201
 
     def delivered() -> dict[str, Any]:
-        """A new trace where create-task's daprd published to task-events and every consumer's daprd
-        delivered it (daprd reports its app id as the service name)."""
+        """A new trace where a daprd published to task-events and every consumer's daprd delivered it
+        (daprd reports its app id as the service name). Usually create-task's daprd publishes, but every
+        function's relay drains the one outbox (todo.adapters.outbox): another one's sweep may win."""
         for trace in traces(stack, "create-task", limit=1000):
             if trace["traceID"] in seen:
                 continue
             spans = [(service_of(trace, span), span) for span in trace["spans"]]
-            published = any(who == "create-task" and "PublishEvent" in span["operationName"]
-                            and tag(span, "messaging.destination.name") == "task-events" for who, span in spans)
+            published = any("PublishEvent" in span["operationName"]
+                            and tag(span, "messaging.destination.name") == "task-events" for _, span in spans)
             receivers = {who for who, span in spans if span["operationName"] == "pubsub/task-events"}
             if published and consumers <= receivers:
                 return trace
         raise AssertionError("no new trace of create-task publishing to task-events and its deliveries yet")
 
     trace = eventually(delivered, timeout=60)
-    owner = {span["spanID"]: service_of(trace, span) for span in trace["spans"]}
+    by_id = {span["spanID"]: span for span in trace["spans"]}
     for span in trace["spans"]:
-        if span["operationName"] == "pubsub/task-events":  # each delivery is a child of create-task's publish
-            parent = next(r["spanID"] for r in span["references"] if r["refType"] == "CHILD_OF")
-            assert owner.get(parent) == "create-task", (span, trace)
+        if span["operationName"] == "pubsub/task-events":  # each delivery is a child of the change's publish
+            parent = by_id.get(next(r["spanID"] for r in span["references"] if r["refType"] == "CHILD_OF"))
+            assert parent is not None, (span, trace)
+            assert service_of(trace, parent) == "create-task" or "Publish" in parent["operationName"], (span, trace)
 
 
 def tag(span: dict[str, Any], key: str) -> Any:
