@@ -16,8 +16,8 @@ from pathlib import Path
 from .common import RESULTS, Row, machine
 
 MODULES = {"p1": "p1_cold_start", "p2": "p2_create_throughput", "p4": "p4_search", "p3": "p3_freshness",
-           "p5": "p5_reminders", "p6": "p6_consumers", "p8": "p8_poison_recovery", "r1": "r1_recurrence",
-           "t1": "t1_telemetry"}
+           "p5": "p5_reminders", "p6": "p6_consumers", "p7": "p7_audit_chains", "p8": "p8_poison_recovery",
+           "r1": "r1_recurrence", "t1": "t1_telemetry"}
 
 
 def table(rows: list[Row]) -> str:
