@@ -54,8 +54,7 @@ def _produce(producer: Producer, events: list[tuple[str, bytes]]) -> None:
 
 
 def _replica(stack: Stack, index: int) -> tuple[str, Ports]:
-    base = stack.base_port + 10 * (len(stack.functions) + index)
-    return f"{SINK}-{index}", Ports(base, base + 1, base + 2, base + 3, base + 4)
+    return f"{SINK}-{index}", stack.replica_ports(index)
 
 
 def _wait(admin: AdminClient, stack: Stack, timeout: float) -> bool:

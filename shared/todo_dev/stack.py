@@ -158,7 +158,15 @@ class Stack:
     # -- functions ----------------------------------------------------------------------------------
 
     def ports(self, function: str) -> Ports:
-        base = self.base_port + 10 * self.functions.index(function)
+        return self._slot(self.functions.index(function))
+
+    def replica_ports(self, index: int) -> Ports:
+        """The ports of the ``index``-th extra replica (``start_function(..., ports=, name=)``), past every
+        function's own."""
+        return self._slot(len(self.functions) + index)
+
+    def _slot(self, n: int) -> Ports:
+        base = self.base_port + 10 * n
         return Ports(base, base + 1, base + 2, base + 3, base + 4)
 
     def env_for(self, function: str, ports: Ports | None = None) -> dict[str, str]:

@@ -100,12 +100,11 @@ def at_0010(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 def test_migrating_keeps_the_one_chain_recorded_before_as_chain_0_and_the_trail_verifies_before_and_after(
         at_0010: Engine) -> None:
-    from sqlalchemy import Table
+    from sqlalchemy import MetaData, Table
 
-    from todo.adapters.tables import metadata
-
-    old_log = Table("audit_log", metadata.__class__(), autoload_with=at_0010)
-    old_head = Table("audit_chain_head", metadata.__class__(), autoload_with=at_0010)
+    schema = MetaData()  # the tables as revision 0010 left them, not as todo.adapters.tables has them now
+    old_log = Table("audit_log", schema, autoload_with=at_0010)
+    old_head = Table("audit_chain_head", schema, autoload_with=at_0010)
     head, rows = ChainHead(), []
     for n, user in enumerate(users_on_chains(0, 4, 0, 11)):  # as the one chain recorded them: seq 1 … 4
         entry = replace(append(head, occurrence(user, n, task_id=n + 1), None, T0), position=None)

@@ -112,16 +112,17 @@ def record_many(uow: AuditUnitOfWork, occurrences: Sequence[Occurrence], now: da
                 continue
             fresh.discard(key)  # the same event twice in one batch: the second is a duplicate
             taken.append(occurrence)
-        new = [o for o in taken if o is not None]
-        if not new:  # all duplicates: nothing to keep
+        chains = [None if o is None else chain_of(o) for o in taken]
+        wanted = sorted({c for c in chains if c is not None})
+        if not wanted:  # all duplicates: nothing to keep
             return [None] * len(occurrences)
-        heads = uow.audit.lock_heads(sorted({chain_of(o) for o in new}), now)
-        seqs = iter(uow.audit.next_seqs(len(new)))
+        heads = uow.audit.lock_heads(wanted, now)
+        seqs = iter(uow.audit.next_seqs(len(occurrences) - chains.count(None)))
         stored: dict[int, list[AuditEntry]] = {}  # per task, read when an old event needs them
         batch: dict[int, list[AuditEntry]] = {}  # per task, what this batch appends
         recorded: list[AuditEntry | None] = []
-        for one in taken:
-            if one is None:
+        for one, chain in zip(taken, chains, strict=True):
+            if one is None or chain is None:
                 recorded.append(None)
                 continue
             occurrence, previous = one, None
@@ -130,7 +131,6 @@ def record_many(uow: AuditUnitOfWork, occurrences: Sequence[Occurrence], now: da
                     stored[occurrence.task_id] = uow.audit.task_entries(occurrence.task_id)
                 previous = audit.state_before([*stored[occurrence.task_id], *batch.get(occurrence.task_id, ())],
                                               occurrence.version)
-            chain = chain_of(occurrence)
             entry = audit.append(heads[chain], occurrence, previous, now, chain=chain, seq=next(seqs))
             batch.setdefault(entry.task_id, []).append(entry)
             heads[chain] = ChainHead(entry.place, entry.hash)
