@@ -23,6 +23,11 @@ export class Api {
     }
     const init = { method, headers: { Accept: "application/json", ...headers }, cache: "no-store" };
     const token = auth ? this.getToken() : null;
+    if (auth && !token) {
+      // Signed out while work was queued (a refresh asked for during one in flight): send nothing, as
+      // the server would answer 401; callers treat it as the end of the session they already left.
+      throw new ApiError(401, { title: "Signed out", detail: "Sign in again." });
+    }
     if (token) init.headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) {
       init.headers["Content-Type"] = contentType;
