@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .adapters.audit_store import SqlAuditUnitOfWork
     from .adapters.change_feed import PushStore
     from .adapters.channels import Channels
+    from .adapters.drafts import TaskIds
     from .service.dead_letters import DeadLetterSink
 
 log = logging.getLogger(__name__)
@@ -113,9 +114,20 @@ class Runtime:
         return SqlAuditUnitOfWork(self.engine)
 
     def writing_uow(self) -> SqlUnitOfWork:
-        """A unit of work whose commit wakes the outbox relay (started on first use)."""
+        """A unit of work whose commit wakes the outbox relay (started on first use). On PostgreSQL a new
+        task and what it records go as one statement (todo.adapters.drafts)."""
         self.start_relay()
+        if self.engine.dialect.name == "postgresql":
+            from .adapters.drafts import DraftingUnitOfWork
+
+            return DraftingUnitOfWork(self.engine, self.task_ids, after_commit=self.relay.kick)
         return SqlUnitOfWork(self.engine, after_commit=self.relay.kick)
+
+    @cached_property
+    def task_ids(self) -> TaskIds:
+        from .adapters.drafts import TaskIds
+
+        return TaskIds(self.engine)
 
     def start_relay(self) -> None:
         with self._lock:

@@ -156,3 +156,43 @@ def test_unknown_key_id_is_refused(tmp_path: Path, jwks_url: str) -> None:
 def test_minting_under_jwks_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="JWKS"):
         mint(Settings(data_dir=tmp_path, jwt_jwks_url="http://127.0.0.1:1/jwks"), "alice")
+
+
+def test_a_kept_token_goes_back_to_pyjwt_once_it_has_expired(settings: Settings, monkeypatch: Any) -> None:
+    verifier = TokenVerifier(settings)
+    now = time.time()
+    token = jwt.encode(claims(exp=int(now) + 5), SECRET, algorithm="HS256")
+    assert verifier.verify(token).user_id == "alice"  # verified, and kept
+
+    def expired(t: str) -> Any:  # PyJWT reads its own clock: here it is told the time has come
+        raise Unauthorized("the token has expired")
+
+    monkeypatch.setattr(verifier, "_decode", expired)
+    monkeypatch.setattr(time, "time", lambda: now + 5 + settings.jwt_leeway_seconds)
+    with pytest.raises(Unauthorized, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_kept_token_is_checked_again_after_the_cache_lifetime(settings: Settings, monkeypatch: Any) -> None:
+    from todo.edge import auth
+
+    verifier = TokenVerifier(settings)
+    now = time.time()
+    token = jwt.encode(claims(exp=int(now) + 3600), SECRET, algorithm="HS256")
+    verifier.verify(token)
+    decoded: list[str] = []
+    real = verifier._decode
+    monkeypatch.setattr(verifier, "_decode", lambda t: (decoded.append(t), real(t))[1])
+    verifier.verify(token)
+    assert decoded == []  # within the lifetime: no second signature check
+    monkeypatch.setattr(time, "time", lambda: now + auth.CACHE_SECONDS + 1)
+    verifier.verify(token)
+    assert decoded == [token]
+
+
+def test_a_token_not_yet_valid_is_refused_even_when_another_is_kept(settings: Settings) -> None:
+    verifier = TokenVerifier(settings)
+    verifier.verify(jwt.encode(claims(), SECRET, algorithm="HS256"))
+    early = jwt.encode(claims(nbf=int(time.time()) + 3600), SECRET, algorithm="HS256")
+    with pytest.raises(Unauthorized):
+        verifier.verify(early)

@@ -7,12 +7,15 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, literal_column, select
+from sqlalchemy import Text, cast, delete, func, insert, literal, literal_column, select
 from sqlalchemy.engine import Connection, Engine
 
+from .. import tracing
 from ..domain.principal import Principal
+from ..service.events import OutgoingEvent, push_cloud_event
 from .db import upsert
-from .tables import user_changes, user_seqs, ws_tickets
+from .outbox import OutboxStore
+from .tables import outbox, user_changes, user_seqs, ws_tickets
 
 SEQ_PATH: Any = literal_column("'{seq}'::text[]")  # jsonb_set's path to the message's "seq"
 
@@ -21,29 +24,39 @@ class SqlChangeFeed:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def append(self, user_id: str, message: dict[str, Any], now: datetime) -> int:
-        """Number the message and keep it; returns its seq. The upsert holds the user's counter row
-        until the transaction ends, so one user's changes get their numbers in commit order.
+    def append(self, user_id: str, message: dict[str, Any], now: datetime, event_id: str | None = None) -> None:
+        """Number the message, keep it, and queue its push event (``task-updates``) in the outbox.
 
-        On PostgreSQL the counter and the message go in one statement (a data-modifying CTE, the seq
-        written into the message by ``jsonb_set``): a round trip less on every change (bench P2).
-        SQLite has no data-modifying CTE: two statements there."""
+        The upsert holds the user's counter row until the transaction ends, so one user's changes get
+        their numbers in commit order. On PostgreSQL the counter, the message and its outbox row are one
+        statement (data-modifying CTEs; the seq written into the message by ``jsonb_set`` and into the
+        event's text between the halves :func:`numbered_payload` cut): fewer round trips on every change
+        (bench P2). SQLite has no data-modifying CTE: three statements there."""
+        event = push_cloud_event(user_id, {**message, "seq": 0}, event_id)
         counter = upsert(self.conn, user_seqs).values(user_id=user_id, last_seq=1)
         counter = counter.on_conflict_do_update(index_elements=["user_id"],
                                                 set_={"last_seq": user_seqs.c.last_seq + 1})
         counter = counter.returning(user_seqs.c.last_seq)
-        if self.conn.dialect.name == "postgresql":
-            numbered = counter.cte("numbered")
-            row = select(literal(user_id, user_changes.c.user_id.type), numbered.c.last_seq,
-                         func.jsonb_set(literal(message, user_changes.c.message.type), SEQ_PATH,
-                                        func.to_jsonb(numbered.c.last_seq)),
-                         literal(now, user_changes.c.created_at.type))
-            stmt = insert(user_changes).from_select(["user_id", "seq", "message", "created_at"], row)
-            return int(self.conn.execute(stmt.returning(user_changes.c.seq)).scalar_one())
-        seq = int(self.conn.execute(counter).scalar_one())
-        self.conn.execute(insert(user_changes).values(user_id=user_id, seq=seq, message={**message, "seq": seq},
-                                                      created_at=now))
-        return seq
+        if self.conn.dialect.name != "postgresql":
+            seq = int(self.conn.execute(counter).scalar_one())
+            self.conn.execute(insert(user_changes).values(user_id=user_id, seq=seq, message={**message, "seq": seq},
+                                                          created_at=now))
+            OutboxStore(self.conn).add([push_cloud_event(user_id, {**message, "seq": seq}, event.id)], now)
+            return
+        head, tail = numbered_payload(event)
+        numbered = counter.cte("numbered")
+        seq_text = cast(numbered.c.last_seq, Text)
+        fed = insert(user_changes).from_select(["user_id", "seq", "message", "created_at"], select(
+            literal(user_id, user_changes.c.user_id.type), numbered.c.last_seq,
+            func.jsonb_set(literal(message, user_changes.c.message.type), SEQ_PATH, func.to_jsonb(numbered.c.last_seq)),
+            literal(now, user_changes.c.created_at.type)))
+        queued = insert(outbox).from_select(
+            ["event_id", "topic", "partition_key", "payload", "created_at", "traceparent"],
+            select(literal(event.id, outbox.c.event_id.type), literal(event.topic, outbox.c.topic.type),
+                   literal(event.partition_key, outbox.c.partition_key.type),
+                   literal(head, Text) + seq_text + literal(tail, Text), literal(now, outbox.c.created_at.type),
+                   literal(tracing.current_traceparent(), outbox.c.traceparent.type)))
+        self.conn.execute(select(numbered.c.last_seq).add_cte(fed.cte("fed")).add_cte(queued.cte("queued")))
 
     def since(self, user_id: str, after: int, limit: int) -> list[dict[str, Any]]:
         rows = self.conn.execute(
@@ -55,6 +68,18 @@ class SqlChangeFeed:
     def last(self, user_id: str) -> int:
         row = self.conn.execute(select(user_seqs.c.last_seq).where(user_seqs.c.user_id == user_id)).first()
         return 0 if row is None else int(row[0])
+
+
+def numbered_payload(event: OutgoingEvent) -> tuple[str, str]:
+    """The push event's text cut where its seq goes: ``head + str(seq) + tail`` is the payload the event
+    has with that seq. Found by writing it with two seqs and cutting where they differ, so that nothing
+    here depends on where the key sorts among the message's (a reminder's sorts later than a task's)."""
+    message = event.cloud_event["data"]["message"]
+    zero = event.payload()
+    one = OutgoingEvent(event.topic, event.partition_key, {
+        **event.cloud_event, "data": {**event.cloud_event["data"], "message": {**message, "seq": 1}}}).payload()
+    at = next(i for i, (a, b) in enumerate(zip(zero, one, strict=True)) if a != b)
+    return zero[:at], zero[at + 1:]
 
 
 class SqlTickets:

@@ -25,11 +25,9 @@ from sqlalchemy.exc import IntegrityError
 
 from ..domain.reminders import NotificationSettings, Webhook
 from ..domain.task import iso
-from ..service.events import push_cloud_event
 from ..service.reminders import Attempt, Triggered
 from ..settings import Settings
 from .change_feed import SqlChangeFeed
-from .outbox import OutboxStore
 from .tls import certificate_refused, client_context, explain, trust
 
 WEBHOOK_RETRIES = (0.0, 0.5, 2.0)  # waits before each attempt: finite, with backoff
@@ -103,9 +101,7 @@ class Channels:
         body = {"type": "reminder", "reminder": message(reminder), "time": iso(now)}
         try:
             with self.engine.begin() as conn:
-                seq = SqlChangeFeed(conn).append(reminder.user_id, body, now)
-                event = push_cloud_event(reminder.user_id, {**body, "seq": seq}, f"reminder-{reminder.reminder_id}")
-                OutboxStore(conn).add([event], now)
+                SqlChangeFeed(conn).append(reminder.user_id, body, now, event_id=f"reminder-{reminder.reminder_id}")
         except IntegrityError:  # its fixed event id is queued already: delivered before
             return Attempt(True, "already queued")
         except Exception as exc:

@@ -24,9 +24,11 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 8)
     kwargs.setdefault("max_overflow", 8)
-    kwargs.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **kwargs)
     if engine.dialect.driver == "pg8000":
+        from .drafts import drop_closed_connections
+
+        drop_closed_connections(engine)  # instead of pool_pre_ping: no round trip on every checkout
         # An INSERT of many rows (a task's tags, a change's outbox rows) executes one cached statement that
         # SQLAlchemy sends as one multi-row VALUES: a ``.values([...])`` statement has no cache key and was
         # compiled on every request (a tenth of create-task's CPU, bench P2), and a plain executemany

@@ -88,23 +88,18 @@ def _waves(rows: list[Any], held: set[tuple[str, str]]) -> Iterator[list[Any]]:
     when a request fails or is retried. A key held by a waiting row (``held`` grows while the waves go
     out) sends nothing more in this drain.
     """
-    pending = list(rows)
-    while pending:
-        wave: list[Any] = []
-        keys: set[str] = set()
-        later: list[Any] = []
-        for row in pending:
-            if (row.topic, row.partition_key) in held:
-                continue
-            if row.partition_key in keys:
-                later.append(row)
-            else:
-                keys.add(row.partition_key)
-                wave.append(row)
+    by_key: dict[str, list[Any]] = {}  # each key's rows in commit order: wave n holds each key's n-th row
+    for row in rows:
+        by_key.setdefault(row.partition_key, []).append(row)
+    queues = list(by_key.values())
+    depth = 0
+    while queues:
+        wave = [q[depth] for q in queues if (q[depth].topic, q[depth].partition_key) not in held]
         if not wave:
             return
         yield wave
-        pending = later
+        depth += 1
+        queues = [q for q in queues if depth < len(q)]
 
 
 def _publish_span(topic: str, messages: Sequence[Message]) -> AbstractContextManager[Any]:

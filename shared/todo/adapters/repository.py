@@ -52,13 +52,15 @@ class SqlTaskRepository:
 
     # -- writes -------------------------------------------------------------------------------------
 
-    def add(self, user_id: str, fields: TaskFields, now: datetime, series: SeriesRef | None = None) -> Task:
-        """Insert a task; a recurring one starts its series unless it is an instance of one already."""
+    def add(self, user_id: str, fields: TaskFields, now: datetime, series: SeriesRef | None = None,
+            task_id: int | None = None) -> Task:
+        """Insert a task; a recurring one starts its series unless it is an instance of one already.
+        ``task_id``: one the task sequence gave already (todo.adapters.drafts), else the next one."""
         if series is None and fields.recurrence is not None:
             series = SeriesRef(self.start_series(user_id, fields, now), 1)
         values = {**_fields_to_row(fields), **_series_columns(series), "user_id": user_id,
                   "status": Status.OPEN.value, "completed_at": None, "created_at": now, "updated_at": now,
-                  "version": 1}
+                  "version": 1, **({"id": task_id} if task_id is not None else {})}
         stmt = insert(tasks).values(values).returning(tasks.c.id)
         if fields.tags and self.dialect == "postgresql":
             # The task and its tags in one statement (a data-modifying CTE): a round trip less per create.

@@ -13,7 +13,7 @@ from ..domain.recurrence import Schedule
 from ..domain.reminders import DueReminder, NotificationSettings, PlannedReminder, plan
 from ..domain.task import EventType, Series, SeriesRef, Status, Task, TaskEvent, TaskFields, iso
 from ..domain.text import first_unstorable
-from .events import OutgoingEvent, push_cloud_event, reminder_cloud_event, task_cloud_event
+from .events import OutgoingEvent, reminder_cloud_event, task_cloud_event
 from .queries import TaskQuery
 
 
@@ -46,7 +46,10 @@ class ReminderStore(Protocol):
 
 
 class ChangeFeed(Protocol):
-    def append(self, user_id: str, message: dict[str, Any], now: datetime) -> int: ...
+    def append(self, user_id: str, message: dict[str, Any], now: datetime, event_id: str | None = None) -> None:
+        """Number the user's message in commit order, keep it, and queue its push event."""
+        ...
+
     def since(self, user_id: str, after: int, limit: int) -> list[dict[str, Any]]: ...
     def last(self, user_id: str) -> int: ...
 
@@ -196,10 +199,7 @@ def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Tas
     found = first_unstorable(task.user_id, "user") or first_unstorable(as_json)
     if found is not None:
         raise InvalidTask([FieldError(*found)])
-    message = {"type": f"task.{event_type}", "task": as_json, "time": iso(ctx.now)}
-    seq = uow.changes.append(task.user_id, message, ctx.now)
-    events = [task_cloud_event(TaskEvent(event_type, task, ctx.now, before), ctx.function_name),
-              push_cloud_event(task.user_id, {**message, "seq": seq})]
+    events = [task_cloud_event(TaskEvent(event_type, task, ctx.now, before), ctx.function_name)]
     if event_type == "deleted" or task.status is not Status.OPEN:
         uow.reminders.cancel(task.id)  # snoozes too: nothing reminds of a closed task
     else:
@@ -210,3 +210,5 @@ def record_event(uow: UnitOfWork, ctx: Context, event_type: EventType, task: Tas
         events += [reminder_cloud_event("scheduled", task, reminder.remind_at, ctx.now, ctx.function_name)
                    for reminder in added]
     uow.outbox.add(events, ctx.now)  # one statement for all of them, in this order
+    message = {"type": f"task.{event_type}", "task": as_json, "time": iso(ctx.now)}
+    uow.changes.append(task.user_id, message, ctx.now)  # numbered, kept, and its push event queued after them
