@@ -32,7 +32,6 @@ class SqlChangeFeed:
         statement (data-modifying CTEs; the seq written into the message by ``jsonb_set`` and into the
         event's text between the halves :func:`numbered_payload` cut): fewer round trips on every change
         (bench P2). SQLite has no data-modifying CTE: three statements there."""
-        event = push_cloud_event(user_id, {**message, "seq": 0}, event_id)
         counter = upsert(self.conn, user_seqs).values(user_id=user_id, last_seq=1)
         counter = counter.on_conflict_do_update(index_elements=["user_id"],
                                                 set_={"last_seq": user_seqs.c.last_seq + 1})
@@ -41,8 +40,9 @@ class SqlChangeFeed:
             seq = int(self.conn.execute(counter).scalar_one())
             self.conn.execute(insert(user_changes).values(user_id=user_id, seq=seq, message={**message, "seq": seq},
                                                           created_at=now))
-            OutboxStore(self.conn).add([push_cloud_event(user_id, {**message, "seq": seq}, event.id)], now)
+            OutboxStore(self.conn).add([push_cloud_event(user_id, {**message, "seq": seq}, event_id)], now)
             return
+        event = push_cloud_event(user_id, {**message, "seq": 0}, event_id)
         head, tail = numbered_payload(event)
         numbered = counter.cte("numbered")
         seq_text = cast(numbered.c.last_seq, Text)

@@ -18,16 +18,15 @@ transaction first and replays the draft into it: every other use case runs as it
 from __future__ import annotations
 
 import json
-import select as io_select
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
+from pg8000.converters import make_params
+from pg8000.exceptions import InterfaceError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
 
 from .. import tracing
 from ..domain.task import SeriesRef, Status, Task, TaskFields
@@ -73,54 +72,36 @@ def run_prepared(engine: Engine, sql: str, params: Sequence[Any]) -> list[Any]:
     connection that prepared it once: one round trip. A connection found broken is replaced and the
     statement sent once more; the callers' statements fail on a second run rather than take effect twice
     (a task id is a primary key)."""
-    for attempt in (1, 2):
-        pooled = engine.raw_connection()
-        try:
-            conn: Any = pooled.dbapi_connection
-            key = ("todo_prepared", sql)
-            prepared = pooled.info.get(key)
-            if prepared is None:
-                prepared = pooled.info[key] = conn.prepare_statement(sql, ())
-            name, columns, input_funcs = prepared
-            from pg8000.converters import make_params
-
-            context = conn.execute_named(name, make_params(conn.py_types, params), columns, input_funcs, sql)
-            return list(context.rows or ())
-        except Exception as exc:
-            if attempt == 1 and _broken(exc):
-                pooled.invalidate(exc)
-                continue
+    try:
+        return _run_once(engine, sql, params)
+    except Exception as exc:
+        if not _broken(exc):
             raise
-        finally:
-            pooled.close()
-    raise AssertionError("unreachable")
+    return _run_once(engine, sql, params)
+
+
+def _run_once(engine: Engine, sql: str, params: Sequence[Any]) -> list[Any]:
+    pooled = engine.raw_connection()
+    try:
+        conn: Any = pooled.dbapi_connection
+        key = ("todo_prepared", sql)
+        prepared = pooled.info.get(key)
+        if prepared is None:
+            prepared = pooled.info[key] = conn.prepare_statement(sql, ())
+        name, columns, input_funcs = prepared
+        return list(conn.execute_named(name, make_params(conn.py_types, params), columns, input_funcs, sql).rows
+                    or ())
+    except Exception as exc:
+        if _broken(exc):
+            pooled.invalidate(exc)  # not back into the pool
+        raise
+    finally:
+        pooled.close()
 
 
 def _broken(exc: BaseException) -> bool:
     """The connection is gone (the server restarted, a proxy dropped it), as opposed to the statement failing."""
-    from pg8000.exceptions import InterfaceError
-
     return isinstance(exc, InterfaceError | OSError) or isinstance(exc.__cause__, OSError)
-
-
-def drop_closed_connections(engine: Engine) -> None:
-    """Pessimistic disconnect handling without a round trip: a pooled connection whose server has hung up
-    has its end-of-file (or the server's last error) waiting on the socket, seen here by a zero-timeout
-    poll at checkout; the pool then connects afresh. Replaces ``pool_pre_ping``, a ``SELECT 1`` round trip
-    on every checkout. A connection idle in the pool is owed nothing, so anything readable means it is done.
-    """
-
-    @event.listens_for(engine, "checkout")
-    def _check(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        sock = getattr(dbapi_connection, "_usock", None)
-        if sock is None:
-            return
-        try:
-            readable, _, _ = io_select.select([sock], [], [], 0)
-        except (OSError, ValueError) as exc:
-            raise DisconnectionError("the connection's socket is closed") from exc
-        if readable:
-            raise DisconnectionError("the server closed the connection while it was idle in the pool")
 
 
 class TaskIds:

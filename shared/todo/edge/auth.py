@@ -45,7 +45,7 @@ class TokenVerifier:
         self.settings = settings
         self._secret = settings.hs256_secret()
         self._jwks: jwt.PyJWKClient | None = None
-        self._verified: dict[str, tuple[Principal, float, float]] = {}  # token: (principal, valid from, until)
+        self._verified: dict[str, tuple[Principal, float]] = {}  # token: (its principal, kept until)
         if settings.jwt_jwks_url:
             self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300)
 
@@ -62,18 +62,18 @@ class TokenVerifier:
         now = time.time()
         found = self._verified.get(token)
         if found is not None:
-            principal, valid_from, until = found
-            if valid_from <= now < until:
+            principal, until = found
+            if now < until:
                 return principal
-            self._verified.pop(token, None)  # expired (or not yet valid): verified again, and refused there
-        principal, valid_from = self._decode(token)
-        leeway = self.settings.jwt_leeway_seconds
+            self._verified.pop(token, None)  # expired, or kept long enough: verified again (and refused there)
+        principal = self._decode(token)  # only a token valid now is kept: not before its nbf and iat
         if len(self._verified) >= CACHE_ENTRIES:
             self._verified.clear()  # a cheap bound: the tokens in use come back on their next request
-        self._verified[token] = (principal, valid_from, min(principal.expires_at + leeway, now + CACHE_SECONDS))
+        until = min(principal.expires_at + self.settings.jwt_leeway_seconds, now + CACHE_SECONDS)
+        self._verified[token] = (principal, until)
         return principal
 
-    def _decode(self, token: str) -> tuple[Principal, float]:
+    def _decode(self, token: str) -> Principal:
         import jwt  # here, not at the top: see the module docstring
 
         try:
@@ -101,9 +101,7 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject or len(subject) > 255:
             raise Unauthorized("the token's 'sub' must be a non-empty string")
-        # From when PyJWT would accept it again: not before nbf, nor before iat (minus the leeway).
-        valid_from = max(int(claims.get("nbf", 0)), int(claims["iat"])) - self.settings.jwt_leeway_seconds
-        return Principal(subject, _roles(claims.get("roles")), int(claims["exp"])), valid_from
+        return Principal(subject, _roles(claims.get("roles")), int(claims["exp"]))
 
 
 def _roles(value: Any) -> frozenset[str]:
