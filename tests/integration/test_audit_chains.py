@@ -152,3 +152,21 @@ def test_downgrading_works_before_any_entry_is_on_a_chain_and_is_refused_after(
     with pytest.raises(RuntimeError, match="sharded chains"):
         downgrade(at_0010, "0010")
     assert audit.verify(SqlAuditUnitOfWork(at_0010)).ok  # refused whole: the trail is as it was
+
+
+def test_deliveries_of_any_size_append_with_the_same_two_statement_texts(engine: Engine) -> None:
+    """On PostgreSQL a delivery's claims and entries go as one JSON parameter each: one text per statement
+    whatever the number of events (a multi-row VALUES had one per count), and the trail still verifies."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the JSON-parameter appends are PostgreSQL's")
+    from sqlalchemy import event
+
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    for size in (1, 7, 120):
+        batch = [occurrence(f"size-{size}", n, task_id=size) for n in range(size)]
+        assert all(e is not None for e in audit.record_many(SqlAuditUnitOfWork(engine), batch, T0))
+    inserts = {s for s in sent if s.startswith(("INSERT INTO audit_log", "INSERT INTO processed_events"))}
+    assert len(inserts) == 2, inserts  # the claims and the entries, whatever the delivery's size
+    result = audit.verify(SqlAuditUnitOfWork(engine))
+    assert result.ok and result.checked == 128

@@ -135,3 +135,15 @@ def test_the_change_feed_queues_its_push_in_the_same_statement_on_postgresql(pg:
     with pg.connect() as conn:
         payload = conn.execute(select(outbox.c.payload).where(outbox.c.event_id == "r-1")).scalar_one()
     assert json.loads(payload)["data"]["message"]["seq"] == 1
+
+
+def test_the_pools_connections_send_without_waiting_on_nagles_algorithm(pg: Engine) -> None:
+    """A statement larger than pg8000's write buffer went in segments, the last held by Nagle until the
+    server's delayed ACK (40 ms a delivery, bench P7): every pooled connection has TCP_NODELAY."""
+    import socket
+
+    with pg.connect() as conn:
+        sock = conn.connection.dbapi_connection._usock  # type: ignore[union-attr]
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            pytest.skip("a Unix socket has no Nagle's algorithm")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
