@@ -185,7 +185,7 @@ def test_a_5xx_counts_unless_its_function_was_deliberately_down() -> None:
                    call("list", 0, None, 500, t=12.0, function="query-tasks"), call("patch", 1, 2, 200, t=31.0)]
     report = check(data)
     assert report.http["update-task"] == {"calls": 5, "5xx": 0, "unanswered": 1, "during_outage": 1,
-                                          "down_s": pytest.approx(19.0)}
+                                          "down_s": pytest.approx(19.0), "resent": 0}
     assert report.http["query-tasks"]["5xx"] == 1
     assert report.server_errors == 2
     assert not report.clean

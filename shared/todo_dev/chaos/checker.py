@@ -65,7 +65,7 @@ class Report:
     unpublished: int
     dead_letters: int
     republished: int  # event ids on Kafka more than once: at-least-once at work (a relay killed mid-drain)
-    http: dict[str, dict[str, Any]]  # function → calls, 5xx, unanswered, during its own outage, seconds down
+    http: dict[str, dict[str, Any]]  # function → calls, 5xx, unanswered, during its own outage, seconds down, resent
     examples: dict[str, list[Any]]
 
     @property
@@ -206,7 +206,8 @@ def _http(data: Collected, found: Any) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for function in sorted({c["function"] for c in data.calls}):
         calls = sorted((c for c in data.calls if c["function"] == function), key=lambda c: c["t"])
-        stats: dict[str, Any] = {"calls": len(calls), "5xx": 0, "unanswered": 0, "during_outage": 0, "down_s": 0.0}
+        stats: dict[str, Any] = {"calls": len(calls), "5xx": 0, "unanswered": 0, "during_outage": 0, "down_s": 0.0,
+                                 "resent": sum(1 for c in calls if c.get("resent"))}
         failing_since: float | None = None
         for call in calls:
             failed = call["status"] == 0 or call["status"] >= 500

@@ -21,6 +21,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from todo.edge.auth import mint
+from todo.proxy import IDEMPOTENT, NO_ANSWER
 from todo.routes import match
 from todo.settings import Settings
 
@@ -91,9 +92,17 @@ class Load:
         record: dict[str, Any] = {"user": user, "function": route.function, "action": action, "status": 0,
                                   "t": self.now(), "task_id": task_id, "version": None}
         self.calls.append(record)
+        headers = {"Authorization": f"Bearer {self.tokens[user]}", **kwargs.pop("headers", {})}
         try:
-            headers = {"Authorization": f"Bearer {self.tokens[user]}", **kwargs.pop("headers", {})}
-            answer = await client.request(method, path, headers=headers, **kwargs)
+            try:
+                answer = await client.request(method, path, headers=headers, **kwargs)
+            except NO_ANSWER as exc:
+                if method not in IDEMPOTENT:
+                    raise
+                # What a browser does when a kept-alive connection dies before any answer: send it once
+                # more. Counted (the table's "resent"), so a server that drops connections still shows.
+                record["resent"] = type(exc).__name__
+                answer = await client.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
             record |= {"error": type(exc).__name__, "done": self.now()}
             return None
