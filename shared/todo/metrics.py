@@ -91,6 +91,9 @@ OUTBOX_OLDEST = Family("todo_outbox_oldest_pending_seconds", "gauge",
                        "Age of the oldest unpublished outbox row (0 when none), at scrape")
 OUTBOX_PUBLISHED = Family("todo_outbox_published_total", "counter", "Outbox rows this process published",
                           ("function", "topic"))
+OUTBOX_LAG = Family("todo_outbox_publish_lag_seconds", "histogram",
+                    "Time from a change (its writer's clock) to the broker's confirmation of its event",
+                    ("function", "topic"), buckets=LATENESS_BUCKETS)
 OUTBOX_FAILURES = Family("todo_outbox_publish_failures_total", "counter",
                          "Publish calls the broker refused (the rows stay pending)", ("function", "topic"))
 REMINDER_LATENESS = Family("todo_reminder_lateness_seconds", "histogram",
@@ -99,16 +102,19 @@ NOTIFICATIONS = Family("todo_notifications_total", "counter", "Notifications sen
                        ("function", "channel", "outcome"))
 PUSH_CONNECTIONS = Family("todo_push_connections", "gauge", "Open WebSockets of this process")
 PUSH_MESSAGES = Family("todo_push_messages_total", "counter", "Messages sent on WebSockets")
-PUSH_LAG = Family("todo_push_lag_seconds", "histogram", "Time from a change's commit to its send on a socket",
-                  buckets=LATENESS_BUCKETS)
+PUSH_LAG = Family("todo_push_lag_seconds", "histogram",
+                  "Time from a change to its event's hand-over to this process's sockets", buckets=LATENESS_BUCKETS)
+PUSH_SEND_LAG = Family("todo_push_send_lag_seconds", "histogram",
+                       "Time from a change to its send on a socket, by path: event (from Kafka) or feed (a replay, "
+                       "a gap filled, another replica's change)", ("function", "path"), buckets=LATENESS_BUCKETS)
 AUDIT_ENTRIES = Family("todo_audit_entries_total", "counter", "Audit entries appended by this process")
 AUDIT_CHAIN = Family("todo_audit_chain_length", "gauge",
                      "Entries on the audit hash chains (every chain's length summed, the database's, at scrape)")
 
 FAMILIES: tuple[Family, ...] = (
     HTTP_REQUESTS, HTTP_DURATION, EVENTS, EVENT_SECONDS, OUTBOX_PENDING, OUTBOX_OLDEST, OUTBOX_PUBLISHED,
-    OUTBOX_FAILURES, REMINDER_LATENESS, NOTIFICATIONS, PUSH_CONNECTIONS, PUSH_MESSAGES, PUSH_LAG, AUDIT_ENTRIES,
-    AUDIT_CHAIN,
+    OUTBOX_LAG, OUTBOX_FAILURES, REMINDER_LATENESS, NOTIFICATIONS, PUSH_CONNECTIONS, PUSH_MESSAGES, PUSH_LAG,
+    PUSH_SEND_LAG, AUDIT_ENTRIES, AUDIT_CHAIN,
 )
 
 

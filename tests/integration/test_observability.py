@@ -94,6 +94,8 @@ def test_a_change_moves_the_outbox_the_consumers_and_the_audit_chain(
     # The relay of this (shared) runtime published the task and its push message; nothing waits.
     assert value(after_create, "todo_outbox_published_total", function="todo", topic="task-events") == \
         value(before_create, "todo_outbox_published_total", function="todo", topic="task-events") + 1
+    assert value(after_create, "todo_outbox_publish_lag_seconds_count", function="todo", topic="task-events") == \
+        value(before_create, "todo_outbox_publish_lag_seconds_count", function="todo", topic="task-events") + 1
     assert value(after_create, "todo_outbox_pending", function="create-task") == 0
     assert value(after_create, "todo_outbox_oldest_pending_seconds", function="create-task") == 0
 
@@ -163,6 +165,10 @@ def test_a_socket_counts_while_open_and_each_message_it_is_sent(
         value(before, "todo_push_messages_total", **labels) + 2
     assert value(after, "todo_push_lag_seconds_count", **labels) == \
         value(before, "todo_push_lag_seconds_count", **labels) + 2
+    # Each message is sent once, by one path or the other; which one depends on whether the event came first.
+    sent = sum(value(after, "todo_push_send_lag_seconds_count", **labels, path=path) -
+               value(before, "todo_push_send_lag_seconds_count", **labels, path=path) for path in ("event", "feed"))
+    assert sent == 2
 
 
 def test_a_reminder_fired_late_is_observed_with_its_lateness_and_its_notification_counted(

@@ -13,13 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from todo import metrics
 
 
-def test_the_families_are_the_ones_issue_13_names() -> None:
+def test_the_families_are_the_ones_issue_13_names_and_the_hops_of_issue_14() -> None:
     assert {f.name for f in metrics.FAMILIES} == {
         "todo_http_requests_total", "todo_http_request_duration_seconds", "todo_events_total",
         "todo_event_processing_seconds", "todo_outbox_pending", "todo_outbox_oldest_pending_seconds",
         "todo_outbox_published_total", "todo_outbox_publish_failures_total", "todo_reminder_lateness_seconds",
         "todo_notifications_total", "todo_push_connections", "todo_push_messages_total", "todo_push_lag_seconds",
-        "todo_audit_entries_total", "todo_audit_chain_length"}
+        "todo_audit_entries_total", "todo_audit_chain_length",
+        "todo_outbox_publish_lag_seconds", "todo_push_send_lag_seconds"}
     assert metrics.EVENTS.labels == ("function", "topic", "type", "outcome")
     assert metrics.HTTP_REQUESTS.labels == ("function", "operation", "status")
 

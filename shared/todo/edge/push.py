@@ -77,9 +77,9 @@ class Hub:
         loop = self.loop
         if loop is None or user_id not in self.connections:
             return
-        committed_at = _time_of(message)  # the message says when its change was committed
-        if committed_at is not None:
-            metrics.PUSH_LAG.observe(max(0.0, (datetime.now(UTC) - committed_at).total_seconds()), function=FUNCTION)
+        changed_at = _time_of(message)  # the message says when its change was made
+        if changed_at is not None:
+            metrics.PUSH_LAG.observe(max(0.0, (datetime.now(UTC) - changed_at).total_seconds()), function=FUNCTION)
         loop.call_soon_threadsafe(self._deliver, user_id, message, tracing.current_traceparent())
 
     def _deliver(self, user_id: str, message: dict[str, Any], traceparent: str | None) -> None:
@@ -107,6 +107,15 @@ class Hub:
 
 
 HUB = Hub()
+
+
+def _sent(message: dict[str, Any], path: str) -> None:
+    """Count a message sent on a socket, and how long after its change it went (``path``: how it came)."""
+    metrics.PUSH_MESSAGES.inc(function=FUNCTION)
+    changed_at = _time_of(message)
+    if changed_at is not None:
+        metrics.PUSH_SEND_LAG.observe(max(0.0, (datetime.now(UTC) - changed_at).total_seconds()),
+                                      function=FUNCTION, path=path)
 
 
 def _time_of(message: dict[str, Any]) -> datetime | None:
@@ -209,7 +218,7 @@ async def _serve(connection: Connection, store: PushStore, reader: asyncio.Task[
                     "messaging.system": "websocket", "todo.seq": seq}) if traceparent else contextlib.nullcontext()
                 with sending:
                     await connection.socket.send_json(message)
-                metrics.PUSH_MESSAGES.inc(function=FUNCTION)
+                _sent(message, "event")
                 connection.last = seq
         await _fill(connection, store, up_to=None)
 
@@ -223,7 +232,7 @@ async def _fill(connection: Connection, store: PushStore, up_to: int | None) -> 
             if up_to is not None and seq > up_to:
                 return
             await connection.socket.send_json(message)
-            metrics.PUSH_MESSAGES.inc(function=FUNCTION)
+            _sent(message, "feed")
             connection.last = seq
         if len(batch) < BATCH:
             return
