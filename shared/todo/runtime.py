@@ -78,7 +78,9 @@ class Runtime:
 
     @cached_property
     def relay(self) -> OutboxRelay:
-        return OutboxRelay(self.engine, self.publisher, function=self.name)
+        # daprd takes publish calls from several threads; an in-process bus's subscribers share our database.
+        return OutboxRelay(self.engine, self.publisher, function=self.name,
+                           parallel_topics=self.settings.events == "dapr")
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -104,7 +105,7 @@ def test_relay_publishes_in_order_and_marks_rows(runtime: Runtime, engine: Engin
     assert all(r.published_at is not None for r in rows(engine))
 
 
-def test_a_batch_goes_out_per_topic_in_waves_of_one_row_per_user_in_commit_order(
+def test_a_batch_goes_out_per_topic_in_waves_of_one_row_per_user_and_a_self_ordered_topic_in_one_request(
         runtime: Runtime, engine: Engine) -> None:
     for i in range(3):
         for user in ("alice", "bob", "carol"):
@@ -113,10 +114,64 @@ def test_a_batch_goes_out_per_topic_in_waves_of_one_row_per_user_in_commit_order
     recorder = Recorder()
     assert OutboxRelay(engine, recorder, batch=500).drain() == 18
     # Three users' rows share a request; a user's second row waits for the broker to confirm the first.
-    assert recorder.requests == [("task-events", 3)] * 3 + [("task-updates", 3)] * 3
+    # push-update orders each user's messages by seq itself (test_push): its topic needs no waves.
+    assert recorder.requests == [("task-events", 3)] * 3 + [("task-updates", 9)]
     assert [e[2]["data"]["task_data"]["title"] for e in recorder.events] == [
         f"{user} {i}" for i in range(3) for user in ("alice", "bob", "carol")]
     assert all(r.published_at is not None for r in rows(engine) + rows(engine, "task-updates"))
+
+
+class TwoLanes:
+    """A broker whose task-events calls wait (up to 5 s) until a task-updates call has arrived: the relay
+    gets through only when it sends the two topics side by side."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        self.updates_seen = threading.Event()
+        self.overlapped: list[bool] = []
+        self.refuse = refuse
+
+    def publish_many(self, topic: str, messages: Sequence[tuple[str, dict[str, Any]]]) -> Sequence[Undelivered]:
+        if topic == "task-updates":
+            self.updates_seen.set()
+        else:
+            self.overlapped.append(self.updates_seen.wait(5))
+        if topic == self.refuse:
+            raise ConnectionError("this topic's partition leader is away")
+        return ()
+
+
+def test_with_parallel_topics_the_self_ordered_topic_is_drained_beside_the_others(
+        runtime: Runtime, engine: Engine) -> None:
+    for i in range(2):
+        service.create_task(runtime.uow(), Context("alice", "create-task", datetime.now(UTC)),
+                            TaskFields(title=f"t{i}"))
+    broker = TwoLanes()
+    relay = OutboxRelay(engine, broker, parallel_topics=True)
+    relay.start(sweep_seconds=60)
+    try:
+        relay.kick()
+        deadline = time.monotonic() + 15
+        while relay.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        relay.stop()
+    assert relay.pending() == 0
+    # alice's two task events went in two waves; the first waited for the push messages, which did not
+    # wait for it: a long drain of waves no longer holds back what a user sees on their socket.
+    assert broker.overlapped[0] is True
+
+
+def test_a_topic_the_broker_refuses_keeps_its_rows_while_the_other_topics_rows_are_delivered(
+        runtime: Runtime, engine: Engine) -> None:
+    service.create_task(runtime.uow(), Context("alice", "create-task", datetime.now(UTC)), TaskFields(title="t"))
+    relay = OutboxRelay(engine, TwoLanes(refuse="task-events"), parallel_topics=True)
+    try:
+        assert relay.drain() == 1
+    finally:
+        relay.stop()
+    assert [r.published_at is None for r in rows(engine)] == [True]
+    assert rows(engine)[0].attempts == 1
+    assert [r.published_at is not None for r in rows(engine, "task-updates")] == [True]
 
 
 class ReorderingBroker:

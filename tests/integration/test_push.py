@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+
+from todo.adapters.outbox import Message, OutboxRelay, Publisher, Undelivered
+from todo.domain.task import TaskFields
+from todo.runtime import Runtime
+from todo.service import tasks as service
+from todo.service.tasks import Context
 
 from .conftest import Api
 
@@ -30,6 +39,31 @@ def test_a_change_reaches_every_socket_of_its_user_in_order(client: TestClient, 
             got = [socket.receive_json(), socket.receive_json()]
             assert [(m["seq"], m["type"]) for m in got] == [(1, "task.created"), (2, "task.updated")]
             assert got[1]["task"]["title"] == "second"
+
+
+class LastFirst:
+    """A broker that hands each request's entries on last first: the relay sends task-updates without
+    waves (todo.service.events.SELF_ORDERED_TOPICS), so its events may arrive in any order."""
+
+    def __init__(self, inner: Publisher) -> None:
+        self.inner = inner
+
+    def publish_many(self, topic: str, messages: Sequence[Message]) -> Sequence[Undelivered]:
+        order = list(reversed(range(len(messages))))
+        missed = self.inner.publish_many(topic, [messages[i] for i in order])
+        return [dataclasses.replace(m, index=order[m.index]) for m in missed]
+
+
+def test_changes_whose_events_arrive_last_first_reach_the_socket_once_each_in_seq_order(
+        client: TestClient, runtime: Runtime, token: Any) -> None:
+    runtime.relay.stop()  # the gateway's own relay must not take these rows first
+    with client.websocket_connect("/ws", **bearer(token("alice"))) as socket:
+        for i in range(3):
+            service.create_task(runtime.uow(), Context("alice", "create-task", datetime.now(UTC)),
+                                TaskFields(title=f"t{i}"))
+        assert OutboxRelay(runtime.engine, LastFirst(runtime.publisher)).drain() == 6
+        got = [socket.receive_json() for _ in range(3)]
+    assert [(m["seq"], m["task"]["title"]) for m in got] == [(1, "t0"), (2, "t1"), (3, "t2")]
 
 
 def test_no_other_user_ever_receives_it(client: TestClient, alice: Api, bob: Api, token: Any) -> None:

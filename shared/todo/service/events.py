@@ -22,6 +22,11 @@ TASK_UPDATES_TOPIC = "task-updates"
 # The audit trail keeps a chain per partition (todo.service.audit.CHAINS): audit-sink's consumers, each
 # given some partitions, then append to chains that no other consumer touches.
 TOPIC_PARTITIONS = 12
+# Topics whose consumer puts a key's events in order itself, so the outbox relay need not keep that order on
+# the wire and sends a batch of them in one request: push-update sends each user's messages by the seq
+# their writer numbered them with, dropping a duplicate and filling a gap from the change feed
+# (todo.edge.push). On the others a key's events reach Kafka in commit order (todo.adapters.outbox).
+SELF_ORDERED_TOPICS = frozenset({TASK_UPDATES_TOPIC})
 SPEC_VERSION = "1.0"
 
 
