@@ -12,6 +12,7 @@ The share of pushes the feed sent (push-update's poll saw the change before Kafk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -22,7 +23,9 @@ import httpx
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 from prometheus_client.parser import text_string_to_metric_families
-from websockets.sync.client import connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from todo_dev.stack import Stack
 
@@ -53,79 +56,99 @@ def _mean_ms(before: Scrape, after: Scrape, histogram: str, label: str) -> tuple
 
 
 def _hops(before: tuple[Scrape, Scrape], after: tuple[Scrape, Scrape], end_to_end_ms: float) -> dict[str, Any]:
-    """Each hop's mean (ms) and share of the mean POST → push, from create-task's and push-update's scrapes."""
-    published, _ = _mean_ms(before[0], after[0], "todo_outbox_publish_lag_seconds", "task-updates")
-    delivered, _ = _mean_ms(before[1], after[1], "todo_push_lag_seconds", "")
+    """The Kafka path's hops (mean ms, share of that path's change → send), from create-task's and
+    push-update's scrapes, and beside them the feed's path and the client's part of the mean POST → push.
+
+    Every event is published and delivered, including those whose push the feed had sent already (their
+    event comes late and is a no-op there), so change → publish and → delivery average over all events;
+    delivery → send is over the pushes that an event sent. The client's part is the mean POST → push less
+    the mean change → send of both paths: the POST's way in before the change, the push's way out."""
+    published, n_published = _mean_ms(before[0], after[0], "todo_outbox_publish_lag_seconds", "task-updates")
+    delivered, n_delivered = _mean_ms(before[1], after[1], "todo_push_lag_seconds", "")
     by_event, events = _mean_ms(before[1], after[1], "todo_push_send_lag_seconds", "event")
     by_feed, feeds = _mean_ms(before[1], after[1], "todo_push_send_lag_seconds", "feed")
-    sent = (by_event * events + (by_feed * feeds if feeds else 0.0)) / max(1, events + feeds)
-    means = {"change→publish": published, "publish→delivery": delivered - published,
-             "delivery→send": by_event - delivered, "client (POST in, push out)": end_to_end_ms - sent}
-    return {"mean_ms": {k: round(v, 1) for k, v in means.items()},
-            "share": {k: round(v / end_to_end_ms, 3) for k, v in means.items()},
-            "sent_by_feed": round(feeds / max(1, events + feeds), 3)}
+    sent = ((by_event * events if events else 0.0) + (by_feed * feeds if feeds else 0.0)) / max(1, events + feeds)
+    path = {"change→publish": published, "publish→delivery": delivered - published,
+            "delivery→send": by_event - delivered}
+    return {"mean_ms": {k: round(v, 1) for k, v in path.items()},
+            "share": {k: round(v / by_event, 3) if events else None for k, v in path.items()},
+            "feed_change→send_ms": round(by_feed, 1) if feeds else None,
+            "sent_by_feed": round(feeds / max(1, events + feeds), 3),
+            "client_ms": round(end_to_end_ms - sent, 1),
+            "client_share": round((end_to_end_ms - sent) / end_to_end_ms, 3),
+            "counts": {"published": n_published, "delivered": n_delivered, "sent": events + feeds}}
+
+
+def _drained(stack: Stack) -> Scrape:
+    """create-task's scrape once its outbox is empty (at most 30 s): a segment ends when every push came, and
+    the feed sends some before their events are published, so the relay may still be at work."""
+    deadline = time.monotonic() + 30
+    while True:
+        found = _scrape(stack, "create-task", "topic")
+        if found.get(("todo_outbox_pending", ""), 0.0) == 0 or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def _host_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole host so far, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [float(x) for x in stat.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
 
 
 def _segment_app(stack: Stack, seconds: float) -> tuple[list[float], int]:
-    """Latencies (ms) of one segment of creates at RATE/s, and how many pushes never came."""
+    """Latencies (ms) of one segment of creates at RATE/s, and how many pushes never came.
+
+    One asyncio loop does the POSTs and reads the sockets: reader threads beside it would contend for the
+    GIL with the loop and put their own scheduling delay into every push's latency."""
+    return asyncio.run(_segment_app_async(stack, seconds))
+
+
+async def _segment_app_async(stack: Stack, seconds: float) -> tuple[list[float], int]:
     users = [f"bench-p3-{uuid.uuid4().hex[:8]}" for _ in range(USERS)]
     sent: dict[int, float] = {}
     got: dict[int, float] = {}
-    ws_port = stack.ports("push-update").app
-    sockets = [connect(f"ws://127.0.0.1:{ws_port}/ws", subprotocols=["bearer", token(u)],  # type: ignore[list-item]
-                       open_timeout=10) for u in users]
-    stop = threading.Event()
+    ws_url = f"ws://127.0.0.1:{stack.ports('push-update').app}/ws"
+    sockets = [await ws_connect(ws_url, subprotocols=["bearer", token(u)], open_timeout=10)  # type: ignore[list-item]
+               for u in users]
 
-    def read(socket: object) -> None:
-        while not stop.is_set():
-            try:
-                message = json.loads(socket.recv(timeout=0.5))  # type: ignore[attr-defined]
-            except TimeoutError:
-                continue
-            except Exception:
-                return
-            got.setdefault(message["task"]["id"], time.perf_counter())
+    async def read(socket: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in socket:
+                got.setdefault(json.loads(raw)["task"]["id"], time.perf_counter())
 
-    readers = [threading.Thread(target=read, args=(s,), daemon=True) for s in sockets]
-    for reader in readers:
-        reader.start()
+    readers = [asyncio.create_task(read(s)) for s in sockets]
     url = f"http://127.0.0.1:{stack.ports('create-task').app}/tasks"
+    errors = 0
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
+        auth = [headers(u) for u in users]
 
-    async def post_all() -> int:
-        errors = 0
-        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
-            auth = [headers(u) for u in users]
+        async def one(i: int) -> None:
+            nonlocal errors
+            start = time.perf_counter()
+            try:
+                response = await client.post(url, json={"title": f"fresh {i}"}, headers=auth[i % USERS])
+            except httpx.HTTPError:  # counted, not fatal: an overloaded function may drop a connection
+                errors += 1
+                return
+            if response.status_code == 201:
+                sent[response.json()["id"]] = start
+            else:
+                errors += 1
 
-            async def one(i: int) -> None:
-                nonlocal errors
-                start = time.perf_counter()
-                try:
-                    response = await client.post(url, json={"title": f"fresh {i}"}, headers=auth[i % USERS])
-                except httpx.HTTPError:  # counted, not fatal: an overloaded function may drop a connection
-                    errors += 1
-                    return
-                if response.status_code == 201:
-                    sent[response.json()["id"]] = start
-                else:
-                    errors += 1
-
-            pending = []
-            began = time.perf_counter()
-            for i in range(int(seconds * RATE)):
-                await asyncio.sleep(max(0.0, began + i / RATE - time.perf_counter()))
-                pending.append(asyncio.create_task(one(i)))
-            await asyncio.gather(*pending)
-        return errors
-
-    errors = asyncio.run(post_all())
+        pending = []
+        began = time.perf_counter()
+        for i in range(int(seconds * RATE)):
+            await asyncio.sleep(max(0.0, began + i / RATE - time.perf_counter()))
+            pending.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*pending)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not set(sent) <= set(got):
-        time.sleep(0.1)
-    stop.set()
-    for reader in readers:
-        reader.join()
+        await asyncio.sleep(0.1)
     for socket in sockets:
-        socket.close()
+        await socket.close()
+    await asyncio.gather(*readers)
     latencies = [(got[i] - t) * 1000 for i, t in sent.items() if i in got]
     return latencies, errors + len(set(sent) - set(got))
 
@@ -183,31 +206,38 @@ def run(quick: bool = False) -> list[Row]:
                     raise
         del admin
         _segment_app(stack, 1.0)  # warm-up: subscription, connections
-        scraped = (_scrape(stack, "create-task", "topic"), _scrape(stack, "push-update", "path"))
+        scraped = (_drained(stack), _scrape(stack, "push-update", "path"))
         app: list[float] = []
         raw: list[float] = []
         app_p99, raw_p99, lost = [], [], 0
+        busy, ticks = 0.0, 0.0
         for _ in range(repeats):  # alternate: app segment, Kafka probe segment…
+            before = _host_cpu()
             lat, missing = _segment_app(stack, total / repeats)
+            after = _host_cpu()
+            busy, ticks = busy + after[0] - before[0], ticks + after[1] - before[1]
             app.extend(lat)
             app_p99.append(pct(lat, 99))
             lost += missing
             lat, _ = _segment_kafka(stack, total / repeats)
             raw.extend(lat)
             raw_p99.append(pct(lat, 99))
-        hops = _hops(scraped, (_scrape(stack, "create-task", "topic"), _scrape(stack, "push-update", "path")),
+        hops = _hops(scraped, (_drained(stack), _scrape(stack, "push-update", "path")),
                      sum(app) / max(1, len(app)))
         ratio = pct(app, 99) / pct(raw, 99)
         print(f"P3: app p50 {pct(app, 50):.1f} p99 {pct(app, 99):.1f} ms (missing {lost}); Kafka p50 "
               f"{pct(raw, 50):.1f} p99 {pct(raw, 99):.1f} ms = {ratio:.2f}x", flush=True)
-        print("P3 hops (mean ms, share): " + ", ".join(
-            f"{hop} {mean} ({hops['share'][hop]:.0%})" for hop, mean in hops["mean_ms"].items())
-            + f"; {hops['sent_by_feed']:.0%} sent from the feed", flush=True)
+        shares = hops["share"]
+        print("P3 Kafka path (mean ms, share): " + ", ".join(
+            f"{hop} {mean} ({shares[hop] or 0:.0%})" for hop, mean in hops["mean_ms"].items())
+            + f"; {hops['sent_by_feed']:.0%} sent from the feed ({hops['feed_change→send_ms']} ms); client "
+            f"{hops['client_ms']} ms ({hops['client_share']:.0%}); host CPU {busy / max(1.0, ticks):.0%} busy",
+            flush=True)
         return [Row(
             id="P3", what=f"freshness POST→WebSocket push, {RATE:.0f}/s for {total:.0f} s",
             measured={"p50_ms": round(pct(app, 50), 1), "p99_ms": round(pct(app, 99), 1), "pushes": len(app),
                       "missing_or_failed": lost, "median_segment_p99_ms": round(median(app_p99), 1),
-                      "hops": hops},
+                      "hops": hops, "host_cpu_busy": round(busy / max(1.0, ticks), 3)},
             baseline={"what": "raw Kafka produce→consume", "p50_ms": round(pct(raw, 50), 1),
                       "p99_ms": round(pct(raw, 99), 1)},
             ratio=round(ratio, 2), ratio_text=f"{ratio:.1f}x Kafka p99", target="p99 ≤ 10x, none missing",

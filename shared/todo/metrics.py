@@ -92,7 +92,8 @@ OUTBOX_OLDEST = Family("todo_outbox_oldest_pending_seconds", "gauge",
 OUTBOX_PUBLISHED = Family("todo_outbox_published_total", "counter", "Outbox rows this process published",
                           ("function", "topic"))
 OUTBOX_LAG = Family("todo_outbox_publish_lag_seconds", "histogram",
-                    "Time from a change (its writer's clock) to the broker's confirmation of its event",
+                    "Time from a change (its writer's clock) to the publish request that carried its event "
+                    "(delivered: refused requests are retried and counted when they go through)",
                     ("function", "topic"), buckets=LATENESS_BUCKETS)
 OUTBOX_FAILURES = Family("todo_outbox_publish_failures_total", "counter",
                          "Publish calls the broker refused (the rows stay pending)", ("function", "topic"))

@@ -267,14 +267,15 @@ class OutboxRelay:
         earliest retry a row asked for."""
         lanes = {topic: _lane(rows, held, topic in self.self_ordered) for topic, rows in by_topic.items()}
         waiting = list(lanes)  # topics not begun: all begin at once side by side, else one after another
-        in_flight: dict[Future[Sequence[Undelivered]], tuple[str, list[Any], list[Message]]] = {}
+        in_flight: dict[Future[Sequence[Undelivered]], tuple[str, list[Any], list[Message], datetime]] = {}
 
         def launch(topic: str) -> bool:
             """Send the topic's next request; False when it has none left."""
             for wave in lanes[topic]:
                 topic_rows, messages = self._readable(conn, wave)
                 if topic_rows:
-                    in_flight[self._calls.submit(self._call, topic, messages)] = (topic, topic_rows, messages)
+                    sent_at = self.clock()  # before the submit: an inline executor returns with the answer
+                    in_flight[self._calls.submit(self._call, topic, messages)] = (topic, topic_rows, messages, sent_at)
                     return True
             return False
 
@@ -287,8 +288,8 @@ class OutboxRelay:
         while in_flight:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                topic, topic_rows, messages = in_flight.pop(future)
-                delivered = self._settle_call(conn, topic, topic_rows, messages, future, held)
+                topic, topic_rows, messages, sent_at = in_flight.pop(future)
+                delivered = self._settle_call(conn, topic, topic_rows, messages, sent_at, future, held)
                 if delivered is None:
                     refused = True
                     continue
@@ -305,7 +306,7 @@ class OutboxRelay:
             return self.publisher.publish_many(topic, messages)
 
     def _settle_call(self, conn: Connection, topic: str, topic_rows: list[Any], messages: list[Message],
-                     call: Future[Sequence[Undelivered]],
+                     sent_at: datetime, call: Future[Sequence[Undelivered]],
                      held: set[tuple[str, str]]) -> tuple[list[int], datetime | None] | None:
         """The outcome of one request: the rows delivered (for the caller to mark) and the earliest retry a
         row asked for, or None when the broker refused the request (rows kept)."""
@@ -329,10 +330,11 @@ class OutboxRelay:
         taken = [row.id for index, row in enumerate(topic_rows) if index not in misses]
         if taken:
             metrics.OUTBOX_PUBLISHED.inc(len(taken), function=self.function, topic=topic)
-            confirmed = self.clock()
+            # Until the request went out, not until its answer: a consumer often has the event before the
+            # producer has the broker's acknowledgement, and the hop after this one starts at the hand-over.
             for index, row in enumerate(topic_rows):
                 if index not in misses:
-                    metrics.OUTBOX_LAG.observe(max(0.0, (confirmed - row.created_at).total_seconds()),
+                    metrics.OUTBOX_LAG.observe(max(0.0, (sent_at - row.created_at).total_seconds()),
                                                function=self.function, topic=topic)
         next_retry: datetime | None = None
         for index, row_misses in misses.items():
