@@ -171,6 +171,38 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
+def _role(pid: int) -> str:
+    """A short name for a process of the host: the function it serves, daprd of which app, kafka, …"""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [a.decode(errors="replace") for a in argv if a]
+    if not words:
+        return "kernel"
+    for flag, prefix in (("--target", ""), ("--app-id", "daprd ")):
+        if flag in words[:-1]:
+            return prefix + words[words.index(flag) + 1].replace("_", "-")
+    command = Path(words[0]).name
+    if command == "java":
+        return "kafka" if any("kafka" in w for w in words) else "java"
+    if command.startswith("postgres"):
+        return "postgres"
+    if "bench" in words:
+        return "bench client"
+    return command
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds (user + system) each kind of process of the host has used so far (:func:`_role`)."""
+    found: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            pid = int(entry.name)
+            found[_role(pid)] = found.get(_role(pid), 0.0) + cpu_seconds([pid])
+    return found
+
+
 def vm_hwm_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

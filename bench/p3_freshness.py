@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed
 
 from todo_dev.stack import Stack
 
-from .common import Row, engines, headers, make_stack, median, pct, token
+from .common import Row, cpu_by_role, engines, headers, make_stack, median, pct, token
 
 FUNCTIONS = ("create-task", "push-update")
 RATE = 100.0
@@ -210,12 +210,15 @@ def run(quick: bool = False) -> list[Row]:
         app: list[float] = []
         raw: list[float] = []
         app_p99, raw_p99, lost = [], [], 0
-        busy, ticks = 0.0, 0.0
+        busy, ticks, wall, roles = 0.0, 0.0, 0.0, dict[str, float]()
         for _ in range(repeats):  # alternate: app segment, Kafka probe segment…
-            before = _host_cpu()
+            before, roles_before, began = _host_cpu(), cpu_by_role(), time.monotonic()
             lat, missing = _segment_app(stack, total / repeats)
-            after = _host_cpu()
+            after, roles_after = _host_cpu(), cpu_by_role()
             busy, ticks = busy + after[0] - before[0], ticks + after[1] - before[1]
+            wall += time.monotonic() - began
+            for role, seconds in roles_after.items():
+                roles[role] = roles.get(role, 0.0) + seconds - roles_before.get(role, 0.0)
             app.extend(lat)
             app_p99.append(pct(lat, 99))
             lost += missing
@@ -233,11 +236,15 @@ def run(quick: bool = False) -> list[Row]:
             + f"; {hops['sent_by_feed']:.0%} sent from the feed ({hops['feed_change→send_ms']} ms); client "
             f"{hops['client_ms']} ms ({hops['client_share']:.0%}); host CPU {busy / max(1.0, ticks):.0%} busy",
             flush=True)
+        cores = {role: round(seconds / wall, 2) for role, seconds in sorted(roles.items(), key=lambda r: -r[1])
+                 if seconds / wall >= 0.01}
+        print("P3 CPU during the app segments (cores): " + ", ".join(f"{r} {c}" for r, c in cores.items()),
+              flush=True)
         return [Row(
             id="P3", what=f"freshness POST→WebSocket push, {RATE:.0f}/s for {total:.0f} s",
             measured={"p50_ms": round(pct(app, 50), 1), "p99_ms": round(pct(app, 99), 1), "pushes": len(app),
                       "missing_or_failed": lost, "median_segment_p99_ms": round(median(app_p99), 1),
-                      "hops": hops, "host_cpu_busy": round(busy / max(1.0, ticks), 3)},
+                      "hops": hops, "host_cpu_busy": round(busy / max(1.0, ticks), 3), "cores_by_process": cores},
             baseline={"what": "raw Kafka produce→consume", "p50_ms": round(pct(raw, 50), 1),
                       "p99_ms": round(pct(raw, 99), 1)},
             ratio=round(ratio, 2), ratio_text=f"{ratio:.1f}x Kafka p99", target="p99 ≤ 10x, none missing",
