@@ -24,7 +24,7 @@ from typing import IO, Any
 from todo.routes import present
 from todo.settings import variables
 
-from .deploy.model import Project
+from .deploy.model import FUNCTION_WORKERS, Project
 from .launch import FromSources, Launch, Launcher
 from .ports import DEV, DEV_TRACING, StackPorts, TracingPorts
 from .ready import answers, wait_until_ready
@@ -214,6 +214,7 @@ class Stack:
         for name in ("TODO_DATABASE_URL", "TODO_JWT_SECRET", "KAFKA_BROKERS", "SMTP_HOST", "SMTP_PORT"):
             env.pop(name)
         env["TODO_SECRET_STORE"] = "envstore"  # noqa: S105 (the store's name, not a secret)
+        env["WORKERS"] = str(FUNCTION_WORKERS)  # as many processes as a pod runs (knative/functions.yaml)
         env.update(self.tracing_env())
         return env
 

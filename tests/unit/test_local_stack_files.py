@@ -61,3 +61,18 @@ def test_the_local_kafka_creates_the_topics_and_partitions_the_cluster_job_does(
     created = [(w[w.index("--topic") + 1], int(w[w.index("--partitions") + 1]))
                for w in map(shlex.split, job.splitlines()) if "--topic" in w]
     assert created == wanted
+
+
+def test_each_function_runs_as_many_worker_processes_on_the_stack_as_in_its_pod(tmp_path: Path) -> None:
+    """The benchmarks measure what Knative runs: functions-framework's WORKERS, one number for both."""
+    from todo_dev.deploy.model import FUNCTION_WORKERS
+
+    manifest = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]
+                for d in yaml.safe_load_all((ROOT / "knative" / "functions.yaml").read_text()) if d}
+    stack = Stack(tmp_path, "secret")
+    for name in functions_present():
+        pod = {e["name"]: e.get("value") for e in manifest[name]["env"]}
+        if name == WS_FUNCTION:  # uvicorn, one process: its sockets and their fan-out live in it
+            assert "WORKERS" not in pod
+            continue
+        assert pod["WORKERS"] == stack.app_env(name)["WORKERS"] == str(FUNCTION_WORKERS)

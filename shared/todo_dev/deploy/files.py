@@ -12,7 +12,7 @@ from todo.routes import Tick
 
 from .kafka import MANAGED_PUBSUB_COMMENT, event_documents, managed_pubsub, topics_job
 from .knative import function_service, gateway_service, migration_job
-from .model import GENERATED_HEADER, IN_CLUSTER_KAFKA, Doc, Function, Kafka, Project
+from .model import GENERATED_HEADER, IN_CLUSTER_KAFKA, WORKERS_REASON, Doc, Function, Kafka, Project
 from .schedules import cron_binding, ping_sources, tick_windows
 from .skaffold import MANAGED_PUBSUB, skaffold_config
 
@@ -46,7 +46,8 @@ def _function_comment(fn: Function, sidecar: bool) -> str:
             "websocket": "WebSocket function: public, clients connect to it directly"}[fn.kind]
     dapr = ("daprd sidecar: a Dapr component scopes it" if sidecar else
             "no daprd sidecar: no Dapr component deployed to the cluster scopes it")
-    return f"{fn.name}: {what};\n{dapr}."
+    workers = "" if fn.websocket else f";\n{WORKERS_REASON}"
+    return f"{fn.name}: {what};\n{dapr}{workers}."
 
 
 def render(project: Project, kafka: Kafka = IN_CLUSTER_KAFKA) -> dict[str, str]:

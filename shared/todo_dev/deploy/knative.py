@@ -15,6 +15,7 @@ from .model import (
     DATABASE_TLS_DIR,
     DATABASE_TLS_SECRET,
     DATABASE_TLS_SETTINGS,
+    FUNCTION_WORKERS,
     GATEWAY,
     GATEWAY_SIZING,
     LIBRARY_IMAGE,
@@ -130,6 +131,8 @@ def function_service(fn: Function, sidecar: bool, sidecar_env: dict[str, str] | 
             # The collector the sidecars export to too (knative/dapr-configuration.yaml), over OTLP/HTTP.
             {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": OTEL_COLLECTOR_HTTP}]
     env += [{"name": name, "value": str(seconds)} for name, seconds in sorted((windows or {}).items())]
+    if not fn.websocket:  # functions-framework's gunicorn reads it; push-update's uvicorn is one process
+        env.append({"name": "WORKERS", "value": str(FUNCTION_WORKERS)})
     # A tick that works through its window is one request that long: give it time to finish.
     longest = max((windows or {}).values(), default=0)
     sizing = replace(fn.sizing, timeout_seconds=max(fn.sizing.timeout_seconds, longest + 30))
