@@ -96,13 +96,9 @@ class Sizing:
     limits: dict[str, str]
 
 
-# functions-framework's WORKERS: the processes of a function's pod. One, because a pod's CPU limit is one
-# core (below), and bench P2 (--quick, 2026-12-06) measured a second worker on one core at 725 / 753
-# creates/s for 8 / 32 clients against one worker's 715 / 648, with p99 382 ms against 108 ms at 32: no
-# gain, twice the memory and database connections. A second core pays only with a second process on it
-# (1,093 against 823 creates/s at 8 clients on two free cores), and Knative adds that as a second pod at
-# its target concurrency, where each process keeps its own /metrics series and cold start. The stack runs
-# the same number (todo_dev.stack), so the benchmarks measure this setting.
+# functions-framework's WORKERS: the processes of a function's pod. One: a pod's CPU limit is one core,
+# where bench P2 measured a second worker no faster (the figures: docs/performance.md, "P2 at 8 clients"),
+# and Knative adds another core as another pod. The stack runs the same number (todo_dev.stack).
 FUNCTION_WORKERS = 1
 WORKERS_REASON = ("one worker process (WORKERS): a pod's CPU limit is one core, where a second worker measured no\n"
                   "faster (bench P2); Knative adds a pod for another core (todo_dev/deploy/model.py)")
