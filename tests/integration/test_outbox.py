@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -103,6 +104,38 @@ def test_relay_publishes_in_order_and_marks_rows(runtime: Runtime, engine: Engin
     assert recorder.requests == [("task-events", 1), ("task-updates", 1)] * 5
     assert relay.pending() == 0 and relay.drain() == 0
     assert all(r.published_at is not None for r in rows(engine))
+
+
+def test_on_postgresql_a_drain_sends_its_statements_prepared_and_holds_its_lock_while_it_publishes(
+        runtime: Runtime, engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("pg8000's prepared statements and advisory locks: PostgreSQL only")
+    ctx = Context("alice", "create-task", datetime.now(UTC))
+    for i in range(3):
+        service.create_task(runtime.uow(), ctx, TaskFields(title=f"t{i}"))
+    through_sqlalchemy: list[str] = []
+
+    def seen(*args: Any) -> None:
+        through_sqlalchemy.append(args[2])
+
+    sa_event.listen(engine, "before_cursor_execute", seen)
+    other_relay_could_lock: list[bool] = []
+
+    class Probe(Recorder):
+        def publish_many(self, topic: str, messages: Sequence[Any]) -> Sequence[Undelivered]:
+            with engine.connect() as other:  # another relay, another process: the lock is taken
+                other_relay_could_lock.append(other.execute(text("SELECT pg_try_advisory_lock(:id)"),
+                                                            {"id": 0x70D0_0B0C}).scalar_one())
+                other.rollback()
+            return super().publish_many(topic, messages)
+
+    relay = OutboxRelay(engine, Probe())
+    assert relay.drain() == 6
+    sa_event.remove(engine, "before_cursor_execute", seen)
+    assert [s for s in through_sqlalchemy if "pg_try_advisory_lock" not in s] == []  # the drain's own: prepared
+    assert other_relay_could_lock == [False] * 4  # three waves of task-events (one user), one of task-updates
+    assert relay.pending() == 0 and relay.drain() == 0
+    assert all(r.published_at is not None for r in rows(engine, "task-events") + rows(engine, "task-updates"))
 
 
 def test_a_batch_goes_out_per_topic_in_waves_of_one_row_per_user_and_a_self_ordered_topic_in_one_request(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import select as io_select
 import socket
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +43,22 @@ def make_engine(settings: Settings, **kwargs: Any) -> Engine:
         _cached_paramstyle()
         use_database_tls(engine, settings)  # TODO_DATABASE_SSLMODE and its files; verify-full by default
     return engine
+
+
+def execute_prepared(pooled: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+    """Rows of ``sql`` (``$n`` placeholders) on a pooled pg8000 connection (``engine.raw_connection()``, or
+    a SQLAlchemy ``Connection.connection``), prepared once per connection and run outside any transaction
+    block: one round trip. pg8000 sends a statement through the DB-API in three (parse, describe, execute),
+    behind a BEGIN and before a COMMIT of one each. The caller must have no transaction open on it."""
+    from pg8000.converters import make_params
+
+    conn: Any = pooled.dbapi_connection
+    key = ("todo_prepared", sql)
+    prepared = pooled.info.get(key)
+    if prepared is None:
+        prepared = pooled.info[key] = conn.prepare_statement(sql, ())
+    name, columns, input_funcs = prepared
+    return list(conn.execute_named(name, make_params(conn.py_types, params), columns, input_funcs, sql).rows or ())
 
 
 def drop_closed_connections(engine: Engine) -> None:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pg8000.converters import make_params
 from pg8000.exceptions import InterfaceError
 from sqlalchemy.engine import Engine
 
@@ -32,6 +31,7 @@ from .. import tracing
 from ..domain.task import SeriesRef, Status, Task, TaskFields
 from ..service.events import OutgoingEvent, push_cloud_event
 from .change_feed import numbered_payload
+from .db import execute_prepared
 from .unit_of_work import SqlUnitOfWork
 
 # $1 id, $2 user, $3 title, $4 description, $5 priority, $6 tags, $7 due_at, $8 timezone, $9 reminders,
@@ -83,14 +83,7 @@ def run_prepared(engine: Engine, sql: str, params: Sequence[Any]) -> list[Any]:
 def _run_once(engine: Engine, sql: str, params: Sequence[Any]) -> list[Any]:
     pooled = engine.raw_connection()
     try:
-        conn: Any = pooled.dbapi_connection
-        key = ("todo_prepared", sql)
-        prepared = pooled.info.get(key)
-        if prepared is None:
-            prepared = pooled.info[key] = conn.prepare_statement(sql, ())
-        name, columns, input_funcs = prepared
-        return list(conn.execute_named(name, make_params(conn.py_types, params), columns, input_funcs, sql).rows
-                    or ())
+        return execute_prepared(pooled, sql, params)
     except Exception as exc:
         if _broken(exc):
             pooled.invalidate(exc)  # not back into the pool

@@ -22,14 +22,15 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExec
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import ColumnElement, func, insert, select, true, update
+from sqlalchemy import Executable, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from .. import metrics, tracing
 from ..service.dead_letters import DeadLetter, reason_of
 from ..service.events import SELF_ORDERED_TOPICS, OutgoingEvent
+from .db import execute_prepared
 from .dead_letters import SqlDeadLetters
 from .tables import outbox
 
@@ -37,6 +38,32 @@ log = logging.getLogger(__name__)
 
 # Any 64-bit number works; this one spells "todo-outbox" closely enough to recognise in pg_locks.
 _RELAY_LOCK = 0x70D0_0B0C
+
+
+# The drain's statements as pg8000 prepares them (see OutboxRelay._run; each has its SQLAlchemy twin there).
+# Lists go as JSON, as in todo.adapters.drafts.
+_LOCK = "SELECT pg_advisory_lock($1::bigint)"
+_UNLOCK = "SELECT pg_advisory_unlock($1::bigint)"
+_PENDING = """\
+SELECT id, topic, partition_key, payload, attempts, next_attempt_at, traceparent, created_at FROM outbox
+WHERE published_at IS NULL AND id > $1::bigint AND ($2::jsonb ? topic) = $3::boolean
+ORDER BY id LIMIT $4::integer"""
+_MARK_PUBLISHED = """\
+UPDATE outbox SET published_at = $1::timestamptz, next_attempt_at = NULL
+WHERE id IN (SELECT jsonb_array_elements_text($2::jsonb)::bigint)"""
+
+
+class _Row(NamedTuple):
+    """A pending outbox row, as the relay reads it."""
+
+    id: int
+    topic: str
+    partition_key: str
+    payload: str
+    attempts: int
+    next_attempt_at: datetime | None
+    traceparent: str | None
+    created_at: datetime
 
 
 Message = tuple[str, dict[str, Any]]
@@ -133,7 +160,8 @@ class _Drainer:
     wake-up, so that a long drain of the others' waves never holds its rows back."""
 
     name: str
-    topics: ColumnElement[bool]  # which rows it takes
+    topics: frozenset[str]  # with ``inside``, which rows it takes: those of these topics, or of all others
+    inside: bool
     lock_id: int
     local: threading.Lock = field(default_factory=threading.Lock)
     kicked: threading.Event = field(default_factory=threading.Event)
@@ -190,10 +218,13 @@ class OutboxRelay:
         self.parallel_topics = parallel_topics
         self._calls: Executor = ThreadPoolExecutor(4, "outbox-publish") if parallel_topics else _Inline()
         if parallel_topics and self_ordered:
-            self._drainers = [_Drainer("outbox-relay", outbox.c.topic.not_in(self_ordered), _RELAY_LOCK),
-                              _Drainer("outbox-relay-self-ordered", outbox.c.topic.in_(self_ordered), _RELAY_LOCK + 1)]
+            self._drainers = [_Drainer("outbox-relay", self_ordered, False, _RELAY_LOCK),
+                              _Drainer("outbox-relay-self-ordered", self_ordered, True, _RELAY_LOCK + 1)]
         else:
-            self._drainers = [_Drainer("outbox-relay", true(), _RELAY_LOCK)]
+            self._drainers = [_Drainer("outbox-relay", frozenset(), False, _RELAY_LOCK)]
+        # pg8000: the drain's own statements prepared on its connection, outside transaction blocks (one round
+        # trip each, not five); the rare ones (failures, dead letters) stay SQLAlchemy's.
+        self._prepared = engine.dialect.driver == "pg8000"
         self._stop = threading.Event()
 
     @property
@@ -230,7 +261,7 @@ class OutboxRelay:
         with drainer.local, self._session(drainer.lock_id) as conn:
             after = 0
             while True:
-                rows = self._pending_batch(conn, after, drainer.topics)
+                rows = self._pending_batch(conn, after, drainer)
                 now = self.clock()
                 by_topic: dict[str, list[Any]] = {}
                 for row in rows:
@@ -252,7 +283,7 @@ class OutboxRelay:
                         next_retry = min(next_retry or retry_at, retry_at)
                 finally:
                     if taken:
-                        self._mark(conn, taken, published_at=self.clock(), next_attempt_at=None)
+                        self._mark_published(conn, taken)
                 published += len(taken)
                 if len(rows) < self.batch:
                     drainer.next_retry_at = next_retry
@@ -408,32 +439,44 @@ class OutboxRelay:
 
     @contextmanager
     def _session(self, lock_id: int) -> Iterator[Connection]:
-        """One connection for a whole drain (one pool checkout and pre-ping, not one per statement),
-        committing after each statement so that none stays open while publishing. On PostgreSQL it
-        holds a session advisory lock across those commits: one drainer across processes keeps commit
-        order on the wire (SQLite has one process, and the drainer's local lock serialises its threads)."""
+        """One connection for a whole drain (one pool checkout, not one per statement), committing after
+        each statement so that none stays open while publishing. On PostgreSQL it holds a session advisory
+        lock across those commits: one drainer across processes keeps commit order on the wire (SQLite has
+        one process, and the drainer's local lock serialises its threads)."""
         with self.engine.connect() as conn:
             locked = conn.dialect.name == "postgresql"
             if locked:
-                conn.execute(select(func.pg_advisory_lock(lock_id)))
-                conn.commit()
+                self._execute(conn, _LOCK, select(func.pg_advisory_lock(lock_id)), (lock_id,))
             try:
                 yield conn
             finally:
                 if locked:
-                    conn.execute(select(func.pg_advisory_unlock(lock_id)))
-                    conn.commit()
+                    self._execute(conn, _UNLOCK, select(func.pg_advisory_unlock(lock_id)), (lock_id,))
 
-    def _pending_batch(self, conn: Connection, after: int, topics: ColumnElement[bool]) -> list[Any]:
-        rows = list(conn.execute(
-            select(outbox.c.id, outbox.c.topic, outbox.c.partition_key, outbox.c.payload, outbox.c.attempts,
-                   outbox.c.next_attempt_at, outbox.c.traceparent, outbox.c.created_at)
-            .where(outbox.c.published_at.is_(None), outbox.c.id > after, topics)
-            .order_by(outbox.c.id)
-            .limit(self.batch)
-        ))
+    def _execute(self, conn: Connection, sql: str, statement: Executable, params: Sequence[Any]) -> list[Any]:
+        """One of the drain's statements: ``sql`` prepared (pg8000), or else SQLAlchemy's ``statement``, the
+        same, committed."""
+        if self._prepared:
+            return execute_prepared(conn.connection, sql, params)
+        result = conn.execute(statement)
+        rows = list(result) if result.returns_rows else []
         conn.commit()
         return rows
+
+    def _pending_batch(self, conn: Connection, after: int, drainer: _Drainer) -> list[_Row]:
+        topics = outbox.c.topic.in_(drainer.topics) if drainer.inside else outbox.c.topic.not_in(drainer.topics)
+        statement = (select(*(outbox.c[name] for name in _Row._fields))
+                     .where(outbox.c.published_at.is_(None), outbox.c.id > after, topics)
+                     .order_by(outbox.c.id)
+                     .limit(self.batch))
+        params = (after, json.dumps(sorted(drainer.topics)), drainer.inside, self.batch)
+        return [_Row(*row) for row in self._execute(conn, _PENDING, statement, params)]
+
+    def _mark_published(self, conn: Connection, row_ids: list[int]) -> None:
+        """The hot one of :meth:`_mark`: delivered rows."""
+        at = self.clock()
+        statement = update(outbox).where(outbox.c.id.in_(row_ids)).values(published_at=at, next_attempt_at=None)
+        self._execute(conn, _MARK_PUBLISHED, statement, (at, json.dumps(row_ids)))
 
     @staticmethod
     def _mark(conn: Connection, row_ids: list[int], **values: Any) -> None:
