@@ -35,7 +35,8 @@ FUNCTIONS = ("create-task", "push-update")
 RATE = 100.0
 USERS = 4
 PROBE_TOPIC = "bench-probe"
-Scrape = dict[tuple[str, str], float]  # (series, one label's value) → the value summed over the other labels
+# (series, one label's value, a bucket's bound or "") → the value summed over the other labels
+Scrape = dict[tuple[str, str, str], float]
 
 
 def _scrape(stack: Stack, function: str, label: str) -> Scrape:
@@ -43,16 +44,35 @@ def _scrape(stack: Stack, function: str, label: str) -> Scrape:
     found: Scrape = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            key = (sample.name, sample.labels.get(label, ""))
+            key = (sample.name, sample.labels.get(label, ""), sample.labels.get("le", ""))
             found[key] = found.get(key, 0.0) + sample.value
     return found
 
 
 def _mean_ms(before: Scrape, after: Scrape, histogram: str, label: str) -> tuple[float, int]:
     """The mean (ms) and count of what a histogram observed between two scrapes."""
-    count = after.get((f"{histogram}_count", label), 0.0) - before.get((f"{histogram}_count", label), 0.0)
-    total = after.get((f"{histogram}_sum", label), 0.0) - before.get((f"{histogram}_sum", label), 0.0)
+    count = after.get((f"{histogram}_count", label, ""), 0.0) - before.get((f"{histogram}_count", label, ""), 0.0)
+    total = after.get((f"{histogram}_sum", label, ""), 0.0) - before.get((f"{histogram}_sum", label, ""), 0.0)
     return (total / count * 1000 if count else float("nan")), int(count)
+
+
+def _p99_ms(before: Scrape, after: Scrape, histogram: str, label: str) -> float | None:
+    """The p99 (ms) of what a histogram observed between two scrapes, interpolated in its bucket as
+    Prometheus' histogram_quantile does."""
+    bounds = sorted({le for name, value, le in after if name == f"{histogram}_bucket" and value == label},
+                    key=float)
+    counts = [after[(f"{histogram}_bucket", label, le)] - before.get((f"{histogram}_bucket", label, le), 0.0)
+              for le in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    rank, lower, below = 0.99 * counts[-1], 0.0, 0.0
+    for le, cumulative in zip(bounds, counts, strict=True):
+        if cumulative >= rank:
+            if le == "+Inf":
+                return lower * 1000
+            return (lower + (float(le) - lower) * (rank - below) / max(1e-9, cumulative - below)) * 1000
+        lower, below = float(le), cumulative
+    return None
 
 
 def _hops(before: tuple[Scrape, Scrape], after: tuple[Scrape, Scrape], end_to_end_ms: float) -> dict[str, Any]:
@@ -70,7 +90,13 @@ def _hops(before: tuple[Scrape, Scrape], after: tuple[Scrape, Scrape], end_to_en
     sent = ((by_event * events if events else 0.0) + (by_feed * feeds if feeds else 0.0)) / max(1, events + feeds)
     path = {"change→publish": published, "publish→delivery": delivered - published,
             "delivery→send": by_event - delivered}
+    # The tail, hop by hop: each histogram's p99 is from the change, so a hop's p99 is not a difference.
+    tail = {"change→publish": _p99_ms(before[0], after[0], "todo_outbox_publish_lag_seconds", "task-updates"),
+            "change→delivery": _p99_ms(before[1], after[1], "todo_push_lag_seconds", ""),
+            "change→send (event)": _p99_ms(before[1], after[1], "todo_push_send_lag_seconds", "event"),
+            "change→send (feed)": _p99_ms(before[1], after[1], "todo_push_send_lag_seconds", "feed")}
     return {"mean_ms": {k: round(v, 1) for k, v in path.items()},
+            "p99_from_change_ms": {k: None if v is None else round(v, 1) for k, v in tail.items()},
             "share": {k: round(v / by_event, 3) if events else None for k, v in path.items()},
             "feed_change→send_ms": round(by_feed, 1) if feeds else None,
             "sent_by_feed": round(feeds / max(1, events + feeds), 3),
@@ -85,7 +111,7 @@ def _drained(stack: Stack) -> Scrape:
     deadline = time.monotonic() + 30
     while True:
         found = _scrape(stack, "create-task", "topic")
-        if found.get(("todo_outbox_pending", ""), 0.0) == 0 or time.monotonic() > deadline:
+        if found.get(("todo_outbox_pending", "", ""), 0.0) == 0 or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
 
@@ -236,6 +262,8 @@ def run(quick: bool = False) -> list[Row]:
             + f"; {hops['sent_by_feed']:.0%} sent from the feed ({hops['feed_change→send_ms']} ms); client "
             f"{hops['client_ms']} ms ({hops['client_share']:.0%}); host CPU {busy / max(1.0, ticks):.0%} busy",
             flush=True)
+        tail = hops["p99_from_change_ms"]
+        print("P3 p99 from the change (ms): " + ", ".join(f"{hop} {ms}" for hop, ms in tail.items()), flush=True)
         cores = {role: round(seconds / wall, 2) for role, seconds in sorted(roles.items(), key=lambda r: -r[1])
                  if seconds / wall >= 0.01}
         print("P3 CPU during the app segments (cores): " + ", ".join(f"{r} {c}" for r, c in cores.items()),

@@ -42,6 +42,18 @@ def test_a_scrape_shows_counters_and_cumulative_histogram_buckets() -> None:
     assert samples[("todo_push_lag_seconds_sum", (("function", "unit-a"),))] == pytest.approx(7.37)
 
 
+def test_a_changes_hops_resolve_milliseconds_and_keep_the_alerts_five_second_bound() -> None:
+    # A hop takes milliseconds when all is well (bench P3 reads each hop's p99 from these buckets).
+    for family in (metrics.OUTBOX_LAG, metrics.PUSH_LAG, metrics.PUSH_SEND_LAG):
+        assert {0.005, 0.01, 0.025, 5.0} <= set(family.buckets), family.name
+    metrics.PUSH_LAG.observe(0.004, function="unit-ms")
+    body, _ = metrics.exposition()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+    assert samples[("todo_push_lag_seconds_bucket", (("function", "unit-ms"), ("le", "0.002")))] == 0
+    assert samples[("todo_push_lag_seconds_bucket", (("function", "unit-ms"), ("le", "0.005")))] == 1
+
+
 def test_an_observation_with_the_wrong_labels_is_refused() -> None:
     with pytest.raises(ValueError, match="takes the labels"):
         metrics.EVENTS.inc(function="x", topic="t", type="y")  # no outcome
