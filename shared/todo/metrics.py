@@ -20,7 +20,8 @@ from typing import Any
 
 # Seconds. Latencies of a request or an event: from a millisecond to a retry budget.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-# Reminder lateness and push lag: 5 s is a bound, so the alert's p99 > 5 s is not an interpolation.
+# Reminder lateness, and the upper buckets of a change's lag: 5 s is a bound, so the alerts' p99 > 5 s is not
+# an interpolation.
 LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 # A change's way to the sockets: its hops take milliseconds when all is well (bench P3), so the buckets below
 # 50 ms tell which hop a tail comes from.

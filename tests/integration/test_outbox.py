@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from todo.adapters.dead_letters import SqlDeadLetters
-from todo.adapters.outbox import OutboxRelay, RetryPolicy, Undelivered
+from todo.adapters.outbox import _RELAY_LOCK, OutboxRelay, RetryPolicy, Undelivered
 from todo.adapters.publishers import InProcessBus, Subscriber
 from todo.adapters.tables import outbox
 from todo.domain.task import TaskFields
@@ -125,7 +125,7 @@ def test_on_postgresql_a_drain_sends_its_statements_prepared_and_holds_its_lock_
         def publish_many(self, topic: str, messages: Sequence[Any]) -> Sequence[Undelivered]:
             with engine.connect() as other:  # another relay, another process: the lock is taken
                 other_relay_could_lock.append(other.execute(text("SELECT pg_try_advisory_lock(:id)"),
-                                                            {"id": 0x70D0_0B0C}).scalar_one())
+                                                            {"id": _RELAY_LOCK}).scalar_one())
                 other.rollback()
             return super().publish_many(topic, messages)
 

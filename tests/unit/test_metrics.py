@@ -13,6 +13,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from todo import metrics
 
 
+def _samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A scrape's samples by name and sorted labels."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+
+
 def test_the_families_are_the_ones_issue_13_names_and_the_hops_of_issue_14() -> None:
     assert {f.name for f in metrics.FAMILIES} == {
         "todo_http_requests_total", "todo_http_request_duration_seconds", "todo_events_total",
@@ -32,8 +38,7 @@ def test_a_scrape_shows_counters_and_cumulative_histogram_buckets() -> None:
         metrics.PUSH_LAG.observe(seconds, function="unit-a")
     body, content_type = metrics.exposition()
     assert content_type.startswith("text/plain; version=0.0.4")
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+    samples = _samples(body)
     assert samples[("todo_push_messages_total", (("function", "unit-a"),))] == 3
     assert samples[("todo_push_lag_seconds_bucket", (("function", "unit-a"), ("le", "0.1")))] == 1
     assert samples[("todo_push_lag_seconds_bucket", (("function", "unit-a"), ("le", "5.0")))] == 2
@@ -48,8 +53,7 @@ def test_a_changes_hops_resolve_milliseconds_and_keep_the_alerts_five_second_bou
         assert {0.005, 0.01, 0.025, 5.0} <= set(family.buckets), family.name
     metrics.PUSH_LAG.observe(0.004, function="unit-ms")
     body, _ = metrics.exposition()
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+    samples = _samples(body)
     assert samples[("todo_push_lag_seconds_bucket", (("function", "unit-ms"), ("le", "0.002")))] == 0
     assert samples[("todo_push_lag_seconds_bucket", (("function", "unit-ms"), ("le", "0.005")))] == 1
 

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 _RELAY_LOCK = 0x70D0_0B0C
 
 
-# The drain's statements as pg8000 prepares them (see OutboxRelay._run; each has its SQLAlchemy twin there).
+# The drain's statements as pg8000 prepares them (see OutboxRelay._execute; each has its SQLAlchemy twin).
 # Lists go as JSON, as in todo.adapters.drafts.
 _LOCK = "SELECT pg_advisory_lock($1::bigint)"
 _UNLOCK = "SELECT pg_advisory_unlock($1::bigint)"
