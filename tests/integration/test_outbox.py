@@ -207,6 +207,114 @@ def test_a_topic_the_broker_refuses_keeps_its_rows_while_the_other_topics_rows_a
     assert [r.published_at is not None for r in rows(engine, "task-updates")] == [True]
 
 
+class SlowFirstUpdate:
+    """A broker whose first task-updates request stays under way (up to 5 s) until another one arrives;
+    while it waits, a new change is committed and the relay kicked, as create-task does after a commit.
+    ``refuse_first``: that first request then fails, as daprd's would with Kafka away."""
+
+    def __init__(self, runtime: Runtime, refuse_first: bool = False) -> None:
+        self.runtime = runtime
+        self.refuse_first = refuse_first
+        self.relay: OutboxRelay | None = None
+        self.requests: list[list[str]] = []  # each task-updates request's task titles, as they arrive
+        self.another = threading.Event()
+        self.overlapped: list[bool] = []
+
+    def publish_many(self, topic: str, messages: Sequence[tuple[str, dict[str, Any]]]) -> Sequence[Undelivered]:
+        if topic != "task-updates":
+            return ()
+        self.requests.append([event["data"]["message"]["task"]["title"] for _key, event in messages])
+        if len(self.requests) > 1:
+            self.another.set()
+            return ()
+        create(self.runtime, "alice", "committed while the first is under way")
+        assert self.relay is not None
+        self.relay.kick()
+        self.overlapped.append(self.another.wait(5))
+        if self.refuse_first:
+            raise ConnectionError("the partition leader went away")
+        return ()
+
+
+def test_a_push_committed_while_the_previous_push_request_waits_at_the_broker_goes_out_before_its_answer(
+        runtime: Runtime, engine: Engine) -> None:
+    create(runtime, "alice", "first")
+    broker = SlowFirstUpdate(runtime)
+    relay = broker.relay = OutboxRelay(engine, broker, parallel_topics=True)
+    try:
+        relay.drain()
+        relay.drain()  # the second task event: its drainer had gone by when it was committed
+    finally:
+        relay.stop()
+    # push-update orders a user's messages by seq itself: the second need not wait for the first's answer.
+    assert broker.overlapped == [True]
+    assert broker.requests == [["first"], ["committed while the first is under way"]]
+    assert relay.pending() == 0
+
+
+def test_a_push_request_refused_while_another_is_under_way_keeps_its_rows_and_the_others_are_marked(
+        runtime: Runtime, engine: Engine) -> None:
+    create(runtime, "alice", "first")
+    broker = SlowFirstUpdate(runtime, refuse_first=True)
+    relay = broker.relay = OutboxRelay(engine, broker, parallel_topics=True)
+    try:
+        relay.drain()
+        (first, second) = rows(engine, "task-updates")
+        assert (first.published_at, first.attempts) == (None, 1) and "partition leader" in first.last_error
+        assert second.published_at is not None
+        relay.drain()  # the next sweep: the refused row goes again, with its id
+    finally:
+        relay.stop()
+    assert broker.requests[-1] == ["first"]
+    assert relay.pending() == 0
+
+
+class HeldUpdates:
+    """A broker that keeps every task-updates request under way until ``release``, counting them."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.under_way = self.most = 0
+        self.reached = threading.Event()
+
+    def publish_many(self, topic: str, messages: Sequence[tuple[str, dict[str, Any]]]) -> Sequence[Undelivered]:
+        if topic != "task-updates":
+            return ()
+        with self.lock:
+            self.under_way += 1
+            self.most = max(self.most, self.under_way)
+            if self.under_way == 2:
+                self.reached.set()
+        self.release.wait(10)
+        with self.lock:
+            self.under_way -= 1
+        return ()
+
+
+def test_the_push_requests_under_way_at_once_are_bounded_and_the_rows_behind_them_wait_for_a_free_place(
+        runtime: Runtime, engine: Engine) -> None:
+    broker = HeldUpdates()
+    relay = OutboxRelay(engine, broker, parallel_topics=True, in_flight=2)
+    relay.start(sweep_seconds=60)
+    try:
+        for i in range(5):
+            create(runtime, "alice", f"t{i}")
+            relay.kick()
+            time.sleep(0.1)  # a commit at a time, each its own request while there is room
+        assert broker.reached.wait(10)
+        assert broker.most == 2
+        broker.release.set()
+        deadline = time.monotonic() + 15
+        while relay.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        broker.release.set()
+        relay.stop()
+    assert broker.most == 2
+    assert relay.pending() == 0
+
+
 class ReorderingBroker:
     """A broker as daprd's bulk publish is: the entries of one request land in any order (here: reversed),
     and a failed request may have stored some of them (here: the first call stores half, then raises)."""
