@@ -13,6 +13,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from todo.adapters.outbox import Message, Publisher, Undelivered
 from todo.domain.task import TaskFields
+from todo.edge import push
 from todo.runtime import Runtime
 from todo.service import tasks as service
 from todo.service.tasks import Context
@@ -73,6 +74,24 @@ def test_changes_whose_events_arrive_last_first_reach_the_socket_once_each_in_se
         got = [socket.receive_json() for _ in range(3)]
     assert ("task-updates", 3) in broker.requests  # the three in one request, handed on last first
     assert [(m["seq"], m["task"]["title"]) for m in got] == [(1, "t0"), (2, "t1"), (3, "t2")]
+
+
+def test_a_change_its_event_brings_is_sent_without_another_read_of_the_feed(
+        client: TestClient, alice: Api, runtime: Runtime, token: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []  # each read of the feed: after which seq
+    since = runtime.push_store.since
+
+    def counted(user_id: str, after: int, limit: int = 500) -> list[dict[str, Any]]:
+        reads.append(after)
+        return since(user_id, after, limit)
+
+    monkeypatch.setattr(runtime.push_store, "since", counted)
+    monkeypatch.setattr(push, "POLL_SECONDS", 3600.0)  # the poll's fill: tests/system/test_push.py, two replicas
+    with client.websocket_connect("/ws", **bearer(token("alice"))) as socket:
+        for title in ("one", "two", "three"):
+            make(alice, title)
+            assert socket.receive_json()["task"]["title"] == title
+    assert reads == [0]  # the replay at the start; each push after it came with its event
 
 
 def test_no_other_user_ever_receives_it(client: TestClient, alice: Api, bob: Api, token: Any) -> None:
