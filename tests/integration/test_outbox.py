@@ -23,6 +23,7 @@ from todo.adapters.dead_letters import SqlDeadLetters
 from todo.adapters.outbox import _RELAY_LOCK, OutboxRelay, RetryPolicy, Undelivered
 from todo.adapters.publishers import InProcessBus, Subscriber
 from todo.adapters.tables import outbox
+from todo.adapters.unit_of_work import SqlUnitOfWork
 from todo.domain.task import TaskFields
 from todo.runtime import Runtime
 from todo.service import tasks as service
@@ -313,6 +314,31 @@ def test_the_push_requests_under_way_at_once_are_bounded_and_the_rows_behind_the
         relay.stop()
     assert broker.most == 2
     assert relay.pending() == 0
+
+
+def test_a_commit_kicks_the_drainers_of_the_topics_it_wrote_and_no_other(runtime: Runtime, engine: Engine) -> None:
+    relay = OutboxRelay(engine, Recorder(), parallel_topics=True)  # not started: the kicks stay set
+    waves, pushes = (next(d for d in relay._drainers if d.inside == inside) for inside in (False, True))
+
+    def kicked() -> tuple[bool, bool]:
+        seen = (waves.kicked.is_set(), pushes.kicked.is_set())
+        waves.kicked.clear()
+        pushes.kicked.clear()
+        return seen
+
+    with SqlUnitOfWork(engine, after_commit=relay.kick) as uow:  # a notification's in-app message
+        uow.changes.append("alice", {"type": "reminder"}, datetime.now(UTC))
+        uow.commit()
+    assert kicked() == (False, True)
+    with SqlUnitOfWork(engine, after_commit=relay.kick) as uow:  # as a notification's attempts: no outbox row
+        uow.commit()
+    assert kicked() == (False, False)
+    service.create_task(SqlUnitOfWork(engine, after_commit=relay.kick), Context("alice", "create-task",
+                        datetime.now(UTC)), TaskFields(title="t"))
+    assert kicked() == (True, True)  # its task event and its push
+    relay.kick()  # the sweep's and the gateway's start: everyone
+    assert kicked() == (True, True)
+    relay.stop()
 
 
 class ReorderingBroker:

@@ -21,8 +21,9 @@ SEQ_PATH: Any = literal_column("'{seq}'::text[]")  # jsonb_set's path to the mes
 
 
 class SqlChangeFeed:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, queued: set[str] | None = None) -> None:
         self.conn = conn
+        self.queued = set() if queued is None else queued  # as OutboxStore's
 
     def append(self, user_id: str, message: dict[str, Any], now: datetime, event_id: str | None = None) -> None:
         """Number the message, keep it, and queue its push event (``task-updates``) in the outbox.
@@ -40,9 +41,10 @@ class SqlChangeFeed:
             seq = int(self.conn.execute(counter).scalar_one())
             self.conn.execute(insert(user_changes).values(user_id=user_id, seq=seq, message={**message, "seq": seq},
                                                           created_at=now))
-            OutboxStore(self.conn).add([push_cloud_event(user_id, {**message, "seq": seq}, event_id)], now)
+            OutboxStore(self.conn, self.queued).add([push_cloud_event(user_id, {**message, "seq": seq}, event_id)], now)
             return
         event = push_cloud_event(user_id, {**message, "seq": 0}, event_id)
+        self.queued.add(event.topic)
         head, tail = numbered_payload(event)
         numbered = counter.cte("numbered")
         seq_text = cast(numbered.c.last_seq, Text)

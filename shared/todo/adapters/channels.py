@@ -13,7 +13,7 @@ import socket
 import ssl
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
@@ -75,7 +75,8 @@ def message(reminder: Triggered) -> dict[str, Any]:
 
 class Channels:
     def __init__(self, settings: Settings, engine: Engine, *, sleep: Callable[[float], None] = time.sleep,
-                 dapr_client: Callable[[], Any] | None = None, on_queued: Callable[[], None] | None = None) -> None:
+                 dapr_client: Callable[[], Any] | None = None,
+                 on_queued: Callable[[Collection[str]], None] | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.on_queued = on_queued  # wakes the outbox relay
@@ -101,13 +102,14 @@ class Channels:
         body = {"type": "reminder", "reminder": message(reminder), "time": iso(now)}
         try:
             with self.engine.begin() as conn:
-                SqlChangeFeed(conn).append(reminder.user_id, body, now, event_id=f"reminder-{reminder.reminder_id}")
+                feed = SqlChangeFeed(conn)
+                feed.append(reminder.user_id, body, now, event_id=f"reminder-{reminder.reminder_id}")
         except IntegrityError:  # its fixed event id is queued already: delivered before
             return Attempt(True, "already queued")
         except Exception as exc:
             return Attempt(False, repr(exc))
         if self.on_queued is not None:
-            self.on_queued()
+            self.on_queued(frozenset(feed.queued))
         return Attempt(True)
 
     def _email(self, to: str, reminder: Triggered) -> Attempt:

@@ -183,7 +183,8 @@ class DraftingUnitOfWork(SqlUnitOfWork):
                           attributes={"db.system": "postgresql", "db.statement": CREATE[:1000]}):
             self._send(draft)
         if self.after_commit is not None:
-            self.after_commit()
+            assert draft.push is not None
+            self.after_commit(frozenset({*(event.topic for event in draft.events), draft.push.topic}))
 
     def _send(self, draft: _Draft) -> None:
         task, push = draft.task, draft.push

@@ -188,12 +188,14 @@ def _publish_span(topic: str, messages: Sequence[Message]) -> AbstractContextMan
 
 
 class OutboxStore:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, queued: set[str] | None = None) -> None:
         self.conn = conn
+        self.queued = set() if queued is None else queued  # the topics written: the kick after the commit
 
     def add(self, events: Sequence[OutgoingEvent], now: datetime) -> None:
         """Keep the events, in this order, in one statement (todo.adapters.db: insertmanyvalues), with the
         trace context of the span writing them."""
+        self.queued.update(event.topic for event in events)
         traceparent = tracing.current_traceparent()
         self.conn.execute(insert(outbox), [
             {"event_id": event.id, "topic": event.topic, "partition_key": event.partition_key,
@@ -586,11 +588,15 @@ class OutboxRelay:
 
     # -- background operation -----------------------------------------------------------------------
 
-    def kick(self) -> None:
-        """Ask the background threads to drain now (called right after a commit)."""
+    def kick(self, topics: Collection[str] | None = None) -> None:
+        """Ask the background threads to drain now (called right after a commit): those that take rows of
+        ``topics`` (the commit's), or all. A drainer kicked by a commit that wrote none of its rows only
+        locks, finds nothing and unlocks: on-reminder's notifications, which write task-updates rows only,
+        made 2,000 of the 3,700 drains of its reminders in bench P5's minute."""
         for drainer in self._drainers:
-            drainer.kicks += 1
-            drainer.kicked.set()
+            if topics is None or any((topic in drainer.topics) == drainer.inside for topic in topics):
+                drainer.kicks += 1
+                drainer.kicked.set()
 
     def start(self, sweep_seconds: float) -> None:
         for drainer in self._drainers:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -22,10 +22,11 @@ class SqlTransaction:
     Subclasses bind their repositories to the connection in :meth:`_bind`.
     """
 
-    def __init__(self, engine: Engine, after_commit: Callable[[], None] | None = None,
+    def __init__(self, engine: Engine, after_commit: Callable[[Collection[str]], None] | None = None,
                  isolation_level: str | None = None, read_only: bool = False) -> None:
         self.engine = engine
-        self.after_commit = after_commit
+        self.after_commit = after_commit  # told the outbox topics the transaction wrote (the relay's kick)
+        self.queued: set[str] = set()
         self.isolation_level = isolation_level
         self.read_only = read_only
         self._conn: Connection | None = None
@@ -35,6 +36,7 @@ class SqlTransaction:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
+        self.queued = set()
         self._conn = self.engine.connect()
         if self.read_only and self._conn.dialect.name == "sqlite":
             # A read is one statement: in autocommit it does not take the write lock that every
@@ -62,8 +64,8 @@ class SqlTransaction:
         if self.read_only:
             raise RuntimeError("a read-only unit of work has nothing to commit")
         self._tx.commit()
-        if self.after_commit is not None:
-            self.after_commit()
+        if self.after_commit is not None and self.queued:
+            self.after_commit(frozenset(self.queued))
 
 
 class SqlUnitOfWork(SqlTransaction):
@@ -76,9 +78,9 @@ class SqlUnitOfWork(SqlTransaction):
 
     def _bind(self, conn: Connection) -> None:
         self.tasks = SqlTaskRepository(conn)
-        self.outbox = OutboxStore(conn)
+        self.outbox = OutboxStore(conn, self.queued)
         self.reminders = SqlReminderStore(conn)
-        self.changes = SqlChangeFeed(conn)
+        self.changes = SqlChangeFeed(conn, self.queued)
 
     def claim(self, consumer: str, source: str, event_id: str, now: datetime) -> bool:
         assert self._conn is not None
