@@ -143,6 +143,14 @@ def _lane(rows: list[Any], held: set[tuple[str, str]], self_ordered: bool) -> It
         yield free
 
 
+def _earliest(known: datetime | None, other: datetime) -> datetime:
+    return other if known is None else min(known, other)
+
+
+# The requests a drain has under way: what settling each answer needs, with the time it was sent.
+_Calls = dict[Future[Sequence[Undelivered]], tuple[str, list[Any], list[Message], datetime]]
+
+
 class _Inline(Executor):
     """Runs each call at once on the caller's thread: an in-process bus's subscribers write to the same
     database as the relay (SQLite has one writer), so topics go one after the other there."""
@@ -280,7 +288,7 @@ class OutboxRelay:
                 rows = self._pending_batch(conn, after, drainer)
                 by_topic, retry_at = self._due(rows, held)
                 if retry_at is not None:
-                    next_retry = min(next_retry or retry_at, retry_at)
+                    next_retry = _earliest(next_retry, retry_at)
                 taken: list[int] = []  # delivered in this batch, marked in one statement once it is through
                 try:
                     refused, retry_at = self._send(conn, by_topic, held, taken)
@@ -288,7 +296,7 @@ class OutboxRelay:
                         drainer.next_retry_at = None
                         return published + len(taken)
                     if retry_at is not None:
-                        next_retry = min(next_retry or retry_at, retry_at)
+                        next_retry = _earliest(next_retry, retry_at)
                 finally:
                     if taken:
                         self._mark_published(conn, taken)
@@ -310,7 +318,7 @@ class OutboxRelay:
                 continue
             if row.next_attempt_at is not None and row.next_attempt_at > now:
                 held.add(key)
-                next_retry = min(next_retry or row.next_attempt_at, row.next_attempt_at)
+                next_retry = _earliest(next_retry, row.next_attempt_at)
                 continue
             by_topic.setdefault(row.topic, []).append(row)
         return by_topic, next_retry
@@ -327,7 +335,7 @@ class OutboxRelay:
         answer is in, it selects again only if a commit kicked it since its last select (a select per drain
         saved: the kick follows each commit of this process; the others' rows wait for the sweep, as ever)."""
         published = 0
-        under_way: dict[Future[Sequence[Undelivered]], tuple[str, list[_Row], list[Message], datetime]] = {}
+        under_way: _Calls = {}
         sending: set[int] = set()  # the ids of the rows under way
         held: set[tuple[str, str]] = set()  # as in _drain, for one pass over the pending rows
         next_retry: datetime | None = None
@@ -350,7 +358,7 @@ class OutboxRelay:
                         self._mark_published(conn, ids)
                         published += len(ids)
                     if retry_at is not None:
-                        next_retry = min(next_retry or retry_at, retry_at)
+                        next_retry = _earliest(next_retry, retry_at)
                 if not refused and len(under_way) < self.in_flight and (owed or drainer.kicks != kicks):
                     kicks = drainer.kicks
                     if after == 0:
@@ -360,16 +368,14 @@ class OutboxRelay:
                     after = rows[-1].id if owed else 0
                     by_topic, retry_at = self._due(rows, held)
                     if retry_at is not None:
-                        next_retry = min(next_retry or retry_at, retry_at)
+                        next_retry = _earliest(next_retry, retry_at)
                     for topic, topic_rows in by_topic.items():
                         for request in _lane(topic_rows, held, True):
                             readable, messages = self._readable(conn, request)
                             if readable:
-                                sent_at = self.clock()
-                                future = self._calls.submit(self._call, topic, messages)
-                                under_way[future] = (topic, readable, messages, sent_at)
                                 sending.update(row.id for row in readable)
-                                future.add_done_callback(lambda _: drainer.kicked.set())
+                                self._submit(under_way, topic, readable, messages).add_done_callback(
+                                    lambda _: drainer.kicked.set())
                 if not under_way:
                     if refused or not (owed or drainer.kicks != kicks):
                         drainer.next_retry_at = None if refused else next_retry
@@ -387,15 +393,14 @@ class OutboxRelay:
         earliest retry a row asked for."""
         lanes = {topic: _lane(rows, held, topic in self.self_ordered) for topic, rows in by_topic.items()}
         waiting = list(lanes)  # topics not begun: all begin at once side by side, else one after another
-        in_flight: dict[Future[Sequence[Undelivered]], tuple[str, list[Any], list[Message], datetime]] = {}
+        in_flight: _Calls = {}
 
         def launch(topic: str) -> bool:
             """Send the topic's next request; False when it has none left."""
             for wave in lanes[topic]:
                 topic_rows, messages = self._readable(conn, wave)
                 if topic_rows:
-                    sent_at = self.clock()  # before the submit: an inline executor returns with the answer
-                    in_flight[self._calls.submit(self._call, topic, messages)] = (topic, topic_rows, messages, sent_at)
+                    self._submit(in_flight, topic, topic_rows, messages)
                     return True
             return False
 
@@ -416,10 +421,18 @@ class OutboxRelay:
                 ids, retry_at = delivered
                 taken += ids
                 if retry_at is not None:
-                    next_retry = min(next_retry or retry_at, retry_at)
+                    next_retry = _earliest(next_retry, retry_at)
                 if not refused and not launch(topic):
                     begin()
         return refused, next_retry
+
+    def _submit(self, calls: _Calls, topic: str, rows: list[Any],
+                messages: list[Message]) -> Future[Sequence[Undelivered]]:
+        """One request on the pool, kept in ``calls`` for its answer to settle."""
+        sent_at = self.clock()  # before the submit: an inline executor returns with the answer
+        future = self._calls.submit(self._call, topic, messages)
+        calls[future] = (topic, rows, messages, sent_at)
+        return future
 
     def _call(self, topic: str, messages: list[Message]) -> Sequence[Undelivered]:
         with _publish_span(topic, messages):
@@ -463,7 +476,7 @@ class OutboxRelay:
             if waits:
                 held.add((row.topic, row.partition_key))
             if retry_at is not None:
-                next_retry = min(next_retry or retry_at, retry_at)
+                next_retry = _earliest(next_retry, retry_at)
         return taken, next_retry
 
     def _readable(self, conn: Connection, rows: list[Any]) -> tuple[list[Any], list[Message]]:
